@@ -1,0 +1,36 @@
+from django.contrib import admin
+
+from .models import Alert, Asset, Generation, LedgerEntry, WalletSnapshot
+
+
+class AssetInline(admin.TabularInline):
+    model = Asset
+    extra = 0
+    readonly_fields = ["role", "file", "format", "bytes", "sha256", "facts", "created_at"]
+    can_delete = False
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = ["id", "owner", "provider", "state", "progress", "credit_estimate", "created_at"]
+    list_filter = ["state", "provider"]
+    search_fields = ["prompt", "upstream_task_id"]
+    readonly_fields = ["upstream_task_id", "claim", "deliveries", "results", "last_raw_response"]
+    inlines = [AssetInline]
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "user", "generation", "amount", "created_at"]
+    list_filter = ["kind"]
+
+    # The ledger is append-only, here as everywhere.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.register(Alert)
+admin.site.register(WalletSnapshot)

@@ -1,0 +1,367 @@
+"""Fetching result files from the upstream's storage into ours, safely.
+
+Result URLs are pre-signed and expire, so we copy the bytes at once. The URL
+comes from the upstream's answer, so it is untrusted: before a socket opens we
+check the scheme, the host against an allow-list, and every address the host
+resolves to (no loopback, private, link-local or reserved ranges), and we
+follow redirects by hand under the same checks. Our API key is never sent: the
+storage host answers 400 to an Authorization header, and it is not theirs.
+
+Bytes stream to a temporary file under the media root, with a size cap and a
+deadline, then their magic is checked and the file is moved into place with a
+rename, so a half-written file is never visible.
+"""
+
+import fnmatch
+import hashlib
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+MAX_REDIRECTS = 3
+DOWNLOAD_DEADLINE = 600.0  # seconds for one whole file, against slow drips
+ZIP_MAX_MEMBERS = 200
+ZIP_MAX_TOTAL = 1024 * 1024 * 1024
+
+
+class AssetRefused(Exception):
+    """The URL or the bytes are not acceptable; the generation needs a person."""
+
+
+class AssetExpired(Exception):
+    """The storage host refused the pre-signed URL (expired): ask upstream for a fresh one."""
+
+
+class AssetUnavailable(Exception):
+    """A transient failure fetching the file; try again later."""
+
+
+def _resolve(host, port):
+    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+# Tests replace this to check addresses without touching the network.
+resolver = _resolve
+
+
+def _sandbox_origin():
+    if not settings.SANDBOX_MODE:
+        return None
+    parts = urlsplit(settings.SANDBOX_URL)
+    return (parts.scheme, parts.hostname, parts.port)
+
+
+def check_url(url: str) -> None:
+    """Raise AssetRefused unless ``url`` may be fetched. Opens no socket but DNS."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise AssetRefused(f"Malformed result URL: {url[:200]!r}") from None
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise AssetRefused("The result URL has no host")
+    if parts.username or parts.password:
+        raise AssetRefused("The result URL carries credentials")
+    # The configured sandbox is ours and lives on loopback over plain http.
+    if _sandbox_origin() == (parts.scheme, host, port):
+        return
+    if parts.scheme != "https":
+        raise AssetRefused(f"Result URL refused: only https is allowed, not {parts.scheme!r}")
+    allowed = settings.UPSTREAM_ASSET_HOSTS
+    if not any(fnmatch.fnmatch(host, pattern.lower()) for pattern in allowed):
+        raise AssetRefused(f"Result URL refused: host {host} is not on the allow-list")
+    try:
+        addresses = resolver(host, port or 443)
+    except OSError as exc:
+        raise AssetUnavailable(f"Cannot resolve {host}: {exc}") from None
+    if not addresses:
+        raise AssetUnavailable(f"{host} resolves to no address")
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise AssetRefused(f"Result URL refused: {host} resolves to a non-public address")
+
+
+def sniff(head: bytes) -> str:
+    """The format of a file by its first bytes."""
+    if head[:4] == b"glTF":
+        return "glb"
+    if head[:4] == b"PK\x03\x04":
+        return "zip"
+    if head[:18] == b"Kaydara FBX Binary":
+        return "fbx"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return "unknown"
+
+
+EXTENSION_FORMATS = {
+    ".glb": "glb",
+    ".zip": "zip",
+    ".fbx": "fbx",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".webp": "webp",
+}
+
+
+def url_extension(url: str) -> str:
+    """The file extension of the URL's path; the query string is ignored."""
+    return PurePosixPath(urlsplit(url).path).suffix.lower()
+
+
+@dataclass
+class Downloaded:
+    path: Path
+    format: str
+    bytes: int
+    sha256: str
+    name: str
+
+
+def incoming_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / ".incoming"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloaded:
+    """Stream ``url`` to a temporary file under the media root and check what it is."""
+    max_bytes = max_bytes or settings.ASSET_MAX_BYTES
+    session = session or requests.Session()
+    session.trust_env = False
+    timeout = (settings.UPSTREAM_CONNECT_TIMEOUT, settings.UPSTREAM_READ_TIMEOUT)
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        check_url(current)
+        try:
+            # No Authorization header here, ever.
+            response = session.get(current, stream=True, timeout=timeout, allow_redirects=False)
+        except requests.exceptions.RequestException as exc:
+            raise AssetUnavailable(
+                f"Could not fetch the result file: {type(exc).__name__}"
+            ) from None
+        if response.is_redirect:
+            location = response.headers.get("Location", "")
+            response.close()
+            current = urljoin(current, location)
+            continue
+        break
+    else:
+        raise AssetRefused("Too many redirects fetching the result file")
+
+    with response:
+        if response.status_code in (400, 401, 403):
+            raise AssetExpired(
+                f"The storage host refused the result URL (HTTP {response.status_code})"
+            )
+        if response.status_code == 404:
+            raise AssetExpired("The result file is gone from the storage host (HTTP 404)")
+        if response.status_code >= 400:
+            raise AssetUnavailable(f"The storage host answered HTTP {response.status_code}")
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise AssetRefused(
+                f"The result file is {int(declared):,} bytes, over the {max_bytes:,}-byte cap"
+            )
+        fd, tmp = tempfile.mkstemp(dir=incoming_dir(), suffix=".part")
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        started = time.monotonic()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in response.iter_content(CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise AssetRefused(f"The result file exceeds the {max_bytes:,}-byte cap")
+                    if time.monotonic() - started > DOWNLOAD_DEADLINE:
+                        raise AssetUnavailable("The result file took too long to download")
+                    if len(head) < 32:
+                        head = (head + chunk)[:32]
+                    digest.update(chunk)
+                    out.write(chunk)
+        except requests.exceptions.RequestException as exc:
+            os.unlink(tmp)
+            raise AssetUnavailable(
+                f"The download of the result file broke off: {type(exc).__name__}"
+            ) from None
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    fmt = sniff(head)
+    expected = EXTENSION_FORMATS.get(url_extension(url))
+    if fmt == "unknown" or (expected and expected != fmt):
+        os.unlink(tmp)
+        raise AssetRefused(
+            f"The result file is not what it claims to be (named {url_extension(url) or 'no extension'}, "
+            f"bytes look like {fmt})"
+        )
+    if fmt == "glb":
+        try:
+            check_glb(Path(tmp))
+        except AssetRefused:
+            os.unlink(tmp)
+            raise
+    name = PurePosixPath(urlsplit(url).path).name[:150] or f"result.{fmt}"
+    return Downloaded(Path(tmp), fmt, size, digest.hexdigest(), name)
+
+
+def check_glb(path: Path) -> None:
+    """A GLB must have a valid header, a length equal to the file's and parseable JSON."""
+    import json
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+        if len(header) < 20:
+            raise AssetRefused("The GLB is truncated (no header)")
+        magic, version, length, chunk_len, chunk_type = struct.unpack("<4sIIII", header)
+        if magic != b"glTF" or version != 2:
+            raise AssetRefused("The file is not a glTF 2.0 binary")
+        if length != size:
+            raise AssetRefused(
+                f"The GLB is truncated or padded ({size} bytes, header says {length})"
+            )
+        if chunk_type != 0x4E4F534A or chunk_len > size - 20:
+            raise AssetRefused("The GLB has no JSON chunk")
+        try:
+            json.loads(fh.read(chunk_len))
+        except ValueError:
+            raise AssetRefused("The GLB's JSON chunk does not parse") from None
+
+
+class _MovableFile(File):
+    """A file FileSystemStorage can move into place with a rename, not a copy."""
+
+    def temporary_file_path(self):
+        return self.name
+
+
+def store(downloaded_path: Path, generation_id: int, fmt: str) -> str:
+    """Move a checked file into storage under a generated name; return that name."""
+    name = f"assets/{generation_id}/{uuid.uuid4().hex}.{fmt}"
+    with open(downloaded_path, "rb") as fh:
+        wrapper = _MovableFile(fh, name=str(downloaded_path))
+        stored = default_storage.save(name, wrapper)
+    if downloaded_path.exists():
+        downloaded_path.unlink()
+    return stored
+
+
+def zip_to_glb(zip_path: Path) -> Path:
+    """Convert an upstream ZIP (OBJ + MTL + textures) to a GLB for the preview."""
+    import trimesh
+
+    workdir = Path(tempfile.mkdtemp(dir=incoming_dir()))
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = archive.infolist()
+            if len(members) > ZIP_MAX_MEMBERS:
+                raise AssetRefused("The ZIP holds too many files")
+            if sum(m.file_size for m in members) > ZIP_MAX_TOTAL:
+                raise AssetRefused("The ZIP expands beyond the size cap")
+            for member in members:
+                target = (workdir / member.filename).resolve()
+                if not target.is_relative_to(workdir.resolve()):
+                    raise AssetRefused("The ZIP holds a path outside itself")
+            archive.extractall(workdir)
+        objs = sorted(workdir.rglob("*.obj"))
+        if not objs:
+            raise AssetRefused("The ZIP holds no OBJ model")
+        scene = trimesh.load(objs[0], force="scene")
+        if not scene.geometry:
+            raise AssetRefused("The OBJ in the ZIP has no geometry")
+        fd, out = tempfile.mkstemp(dir=incoming_dir(), suffix=".glb.part")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(scene.export(file_type="glb"))
+        check_glb(Path(out))
+        return Path(out)
+    except (zipfile.BadZipFile, ValueError, IndexError) as exc:
+        raise AssetRefused(f"The ZIP could not be converted: {exc}") from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def glb_facts(path: Path) -> dict:
+    """Vertices, faces, materials, textures, bounding box and bytes of a GLB."""
+    import io
+
+    import trimesh
+    from PIL import Image
+    from pygltflib import GLTF2
+
+    gltf = GLTF2().load_binary(str(path))
+    blob = gltf.binary_blob() or b""
+    vertices = 0
+    faces = 0
+    for mesh in gltf.meshes:
+        for prim in mesh.primitives:
+            count = gltf.accessors[prim.attributes.POSITION].count
+            vertices += count
+            if prim.mode in (None, 4):
+                faces += (
+                    gltf.accessors[prim.indices].count if prim.indices is not None else count
+                ) // 3
+    textures = []
+    for image in gltf.images:
+        if image.bufferView is None:
+            continue
+        view = gltf.bufferViews[image.bufferView]
+        data = blob[view.byteOffset or 0 : (view.byteOffset or 0) + view.byteLength]
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                textures.append({"width": im.width, "height": im.height, "format": im.format})
+        except Exception:  # noqa: BLE001 - a texture we cannot read is reported, not fatal
+            textures.append({"width": None, "height": None, "format": image.mimeType})
+    scene = trimesh.load(str(path), file_type="glb", force="scene")
+    extents = [round(float(x), 4) for x in scene.extents] if scene.geometry else [0, 0, 0]
+    return {
+        "vertices": vertices,
+        "faces": faces,
+        "materials": len(gltf.materials),
+        "textures": textures,
+        "dimensions": extents,
+        "bytes": path.stat().st_size,
+    }
+
+
+def cleanup_incoming(older_than_seconds=3600) -> int:
+    """Remove temporary files left by killed workers."""
+    removed = 0
+    cutoff = time.time() - older_than_seconds
+    for entry in incoming_dir().iterdir():
+        try:
+            if entry.stat().st_mtime < cutoff:
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

@@ -1,0 +1,488 @@
+"""The domain: a generation is a database row, and the row is the unit of work.
+
+Every state change is one method that runs a conditional UPDATE on the state it
+expects (``WHERE state IN (...)``) and checks the row count, so two workers, two
+deliveries of one message or two dispatchers can never both win.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from .catalogue import PROVIDERS
+
+
+class IllegalTransition(Exception):
+    """A state change was asked of a generation that is not in a state allowing it."""
+
+
+class State(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    PENDING = "pending", "Waiting upstream"
+    IN_PROGRESS = "in_progress", "Generating"
+    INGESTING = "ingesting", "Storing result"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+    CANCELED = "canceled", "Canceled"
+
+
+FINAL_STATES = (State.FINISHED, State.FAILED, State.CANCELED)
+# States in which the upstream holds a task of ours that we must poll.
+POLLING_STATES = (State.PENDING, State.IN_PROGRESS)
+IN_FLIGHT_STATES = (
+    State.QUEUED,
+    State.SUBMITTING,
+    State.PENDING,
+    State.IN_PROGRESS,
+    State.INGESTING,
+)
+
+
+class Mode(models.TextChoices):
+    TEXT = "text", "Text"
+    IMAGE = "image", "Single image"
+    MULTIVIEW = "multiview", "Multi-view"
+
+
+class GenerationQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        if user.has_perm("generations.view_all_generations"):
+            return self
+        return self.filter(owner=user)
+
+    def create_queued(self, *, owner, provider, mode, prompt, options, form_token):
+        """Save a QUEUED generation and ring the submit doorbell after commit.
+
+        One generation per form token: a second post of the same form (a double
+        click) returns the first generation, or None if it belongs to someone else.
+        The due time lets the dispatcher submit it if the doorbell is lost.
+        """
+        from .tasks import submit_generation
+
+        total, breakdown = PROVIDERS[provider].price(mode, options)
+        try:
+            with transaction.atomic():
+                generation = self.create(
+                    owner=owner,
+                    provider=provider,
+                    mode=mode,
+                    prompt=prompt,
+                    options=options,
+                    form_token=form_token,
+                    credit_estimate=total,
+                    price_breakdown=breakdown,
+                    due_at=timezone.now() + timedelta(seconds=10),
+                )
+                transaction.on_commit(lambda: submit_generation.delay(generation.pk))
+        except IntegrityError:
+            return self.filter(form_token=form_token, owner=owner).first()
+        return generation
+
+    def due(self, now):
+        """Rows whose next step (submit, poll or ingest) is due.
+
+        Served by the partial index ``generation_due_idx``.
+        """
+        return self.filter(due_at__lte=now, state__in=IN_FLIGHT_STATES).order_by("due_at")
+
+
+class Generation(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    provider = models.CharField(max_length=40, choices=[(k, p.label) for k, p in PROVIDERS.items()])
+    edition = models.CharField(max_length=20, blank=True)
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.TEXT)
+    prompt = models.TextField(blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    # One form submission makes at most one generation (double-click safety).
+    form_token = models.UUIDField(default=uuid.uuid4, unique=True)
+
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    upstream_task_id = models.CharField(max_length=64, blank=True)
+    upstream_status = models.CharField(max_length=40, blank=True)
+    credit_estimate = models.PositiveIntegerField()
+    price_breakdown = models.JSONField(default=list, blank=True)
+    failure_reason = models.TextField(blank=True)
+    attention_reason = models.TextField(blank=True)
+    # The last upstream answer that we could not understand, redacted, for diagnosis.
+    last_raw_response = models.TextField(blank=True)
+
+    # The next time the dispatcher should act on this row. The broker is only
+    # a doorbell: a lost message is recovered when this due time passes again.
+    due_at = models.DateTimeField(null=True, blank=True)
+    # Who holds the row's current step: the dispatcher writes a token and sends
+    # it with the task; the task swaps it for its own, so of two deliveries of
+    # one message only one does the work.
+    claim = models.CharField(max_length=32, blank=True)
+    # The upstream's result list as last seen on FINISHED, for ingest.
+    results = models.JSONField(default=list, blank=True)
+    url_refreshes = models.PositiveSmallIntegerField(default=0)
+    # Deliveries of work on this row; a row that keeps killing workers is
+    # quarantined (see tasks.MAX_DELIVERIES).
+    deliveries = models.PositiveSmallIntegerField(default=0)
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    polls = models.PositiveIntegerField(default=0)
+    poll_errors = models.PositiveSmallIntegerField(default=0)
+    finished_null_since = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    upstream_done_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+
+    objects = GenerationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("view_all_generations", "Can see every member's generations"),
+            ("review_generation", "Can review finished generations"),
+            ("resolve_generation", "Can resolve generations that need attention"),
+            ("view_spend", "Can review credit spend"),
+        ]
+        indexes = [
+            # The dispatcher's query: in-flight rows by due time.
+            models.Index(
+                fields=["due_at"],
+                name="generation_due_idx",
+                condition=Q(
+                    state__in=["queued", "submitting", "pending", "in_progress", "ingesting"]
+                ),
+            ),
+            # A member's own list, newest first.
+            models.Index(fields=["owner", "-created_at"], name="generation_owner_recent_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.get_provider_display()} ({self.get_state_display()})"
+
+    @property
+    def provider_spec(self):
+        return PROVIDERS[self.provider]
+
+    @property
+    def is_final(self):
+        return self.state in FINAL_STATES
+
+    @property
+    def glb_asset(self):
+        """The GLB shown in the viewer: a converted preview if there is one, else the original."""
+        assets = {a.role: a for a in self.assets.all()}
+        return assets.get(Asset.Role.PREVIEW) or assets.get(Asset.Role.MODEL)
+
+    # --- transitions ---------------------------------------------------------
+    def _transition(self, expected, new_state, **fields):
+        """Move from one of the ``expected`` states to ``new_state``, or raise.
+
+        The conditional UPDATE is the lock: of two concurrent callers exactly
+        one sees a row count of 1.
+        """
+        now = timezone.now()
+        fields = {"state": new_state, "state_changed_at": now, **fields}
+        updated = Generation.objects.filter(pk=self.pk, state__in=expected).update(**fields)
+        if updated != 1:
+            current = Generation.objects.filter(pk=self.pk).values_list("state", flat=True).first()
+            raise IllegalTransition(
+                f"generation {self.pk}: cannot go to {new_state} from {current} "
+                f"(expected one of {', '.join(expected)})"
+            )
+        computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
+        for name, value in fields.items():
+            if name not in computed:
+                setattr(self, name, value)
+        if computed:
+            self.refresh_from_db(fields=computed)
+
+    def claim_for_submit(self):
+        """QUEUED -> SUBMITTING. Only one delivery of the submit task gets here."""
+        self._transition(
+            [State.QUEUED],
+            State.SUBMITTING,
+            submit_attempts=models.F("submit_attempts") + 1,
+            due_at=timezone.now() + timedelta(minutes=5),
+        )
+
+    def requeue_submit(self, due_at, reason=""):
+        """SUBMITTING -> QUEUED when nothing reached the upstream (connect failure, 429)."""
+        self._transition(
+            [State.SUBMITTING],
+            State.QUEUED,
+            due_at=due_at,
+            attention_reason=reason[:2000],
+            claim="",
+            deliveries=0,
+        )
+
+    def mark_submitted(self, task_id, first_poll_at):
+        """SUBMITTING -> PENDING, and the hold becomes a charge, in one transaction."""
+        with transaction.atomic():
+            self._transition(
+                [State.SUBMITTING],
+                State.PENDING,
+                upstream_task_id=task_id,
+                submitted_at=timezone.now(),
+                due_at=first_poll_at,
+                attention_reason="",
+                claim="",
+                deliveries=0,
+            )
+            LedgerEntry.objects.create(
+                kind=LedgerEntry.Kind.CHARGE,
+                user_id=self.owner_id,
+                generation=self,
+                amount=-self.credit_estimate,
+                provider=self.provider,
+                note=f"upstream task {task_id}",
+            )
+
+    def mark_rejected(self, reason):
+        """SUBMITTING -> FAILED: the upstream refused the submit; nothing was charged."""
+        with transaction.atomic():
+            self._transition(
+                [State.SUBMITTING],
+                State.FAILED,
+                failure_reason=reason[:2000],
+                finished_at=timezone.now(),
+                due_at=None,
+            )
+            self._release_hold("upstream refused the request")
+
+    def mark_needs_attention(self, reason, raw=""):
+        """Any in-flight state -> NEEDS_ATTENTION: a person must decide; never resent automatically."""
+        self._transition(
+            list(IN_FLIGHT_STATES),
+            State.NEEDS_ATTENTION,
+            attention_reason=reason[:2000],
+            last_raw_response=raw[:4000] if raw else self.last_raw_response,
+            due_at=None,
+            claim="",
+        )
+
+    def record_progress(self, upstream_status, progress, next_poll_at):
+        state = State.IN_PROGRESS if upstream_status == "IN_PROGRESS" else self.state
+        if state not in POLLING_STATES:
+            state = State.PENDING
+        self._transition(
+            list(POLLING_STATES),
+            state,
+            upstream_status=upstream_status[:40],
+            progress=max(self.progress, min(100, max(0, int(progress or 0)))),
+            due_at=next_poll_at,
+            polls=models.F("polls") + 1,
+            poll_errors=0,
+            claim="",
+            deliveries=0,
+        )
+
+    def start_ingest(self, results, due_at):
+        """PENDING/IN_PROGRESS -> INGESTING once the upstream reports the result."""
+        self._transition(
+            list(POLLING_STATES),
+            State.INGESTING,
+            results=results,
+            claim="",
+            deliveries=0,
+            polls=models.F("polls") + 1,
+            upstream_status="FINISHED",
+            progress=100,
+            upstream_done_at=self.upstream_done_at or timezone.now(),
+            due_at=due_at,
+        )
+
+    def defer(self, due_at, expected=None, **fields):
+        """Stay in the current state and act again at ``due_at`` (rate budget, backoff)."""
+        self._transition(
+            expected or [self.state], self.state, due_at=due_at, claim="", deliveries=0, **fields
+        )
+
+    def refresh_result_urls(self, due_at):
+        """INGESTING -> IN_PROGRESS once, when the storage refused an expired URL."""
+        self._transition(
+            [State.INGESTING],
+            State.IN_PROGRESS,
+            due_at=due_at,
+            url_refreshes=models.F("url_refreshes") + 1,
+            claim="",
+        )
+
+    def mark_finished(self):
+        """INGESTING -> FINISHED. Only with a stored, verified model asset."""
+        if not self.assets.filter(role__in=[Asset.Role.MODEL, Asset.Role.PREVIEW]).exists():
+            raise IllegalTransition(f"generation {self.pk}: no verified model stored")
+        self._transition(
+            [State.INGESTING], State.FINISHED, finished_at=timezone.now(), due_at=None, progress=100
+        )
+
+    def mark_failed(self, reason):
+        """Upstream FAILED: record why and the refund (the upstream refunds itself)."""
+        with transaction.atomic():
+            self._transition(
+                [State.PENDING, State.IN_PROGRESS, State.INGESTING],
+                State.FAILED,
+                failure_reason=reason[:2000] or "The upstream reported a failure without a reason.",
+                finished_at=timezone.now(),
+                upstream_done_at=self.upstream_done_at or timezone.now(),
+                due_at=None,
+            )
+            self.refund("upstream reported FAILED")
+
+    def refund(self, note):
+        """Record the refund of this generation's charge, once. Safe to call repeatedly."""
+        if not LedgerEntry.objects.filter(generation=self, kind=LedgerEntry.Kind.CHARGE).exists():
+            return
+        try:
+            # The savepoint keeps a duplicate from breaking the caller's transaction;
+            # the unique constraint is what makes a second refund impossible.
+            with transaction.atomic():
+                LedgerEntry.objects.create(
+                    kind=LedgerEntry.Kind.REFUND,
+                    user_id=self.owner_id,
+                    generation=self,
+                    amount=self.credit_estimate,
+                    provider=self.provider,
+                    note=note,
+                )
+        except IntegrityError:
+            pass  # already refunded
+
+    def _release_hold(self, note):
+        pass  # Holds arrive with budgets (issue 6); nothing is held yet.
+
+
+class Asset(models.Model):
+    class Role(models.TextChoices):
+        MODEL = "model", "Model (GLB)"
+        PREVIEW = "preview", "Preview GLB (converted)"
+        ORIGINAL = "original", "Original file"
+        THUMBNAIL = "thumbnail", "Thumbnail"
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="assets")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    file = models.FileField(upload_to="assets/", max_length=300)
+    # What the bytes are, by their magic: "glb", "zip", "fbx", "png", "jpeg", "webp".
+    format = models.CharField(max_length=10)
+    original_name = models.CharField(max_length=200, blank=True)
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    facts = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # One stored file per upstream result, however often ingest runs.
+            models.UniqueConstraint(
+                fields=["generation", "original_name"], name="asset_one_per_result"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_role_display()} of generation {self.generation_id}"
+
+
+class LedgerEntryQuerySet(models.QuerySet):
+    def balance(self):
+        return self.aggregate(total=Sum("amount"))["total"] or 0
+
+    def update(self, **kwargs):
+        raise TypeError("Ledger entries are append-only")
+
+    def delete(self):
+        raise TypeError("Ledger entries are append-only")
+
+
+class LedgerEntry(models.Model):
+    """An append-only record of credits. Balances are sums of entries, never counters."""
+
+    class Kind(models.TextChoices):
+        HOLD = "hold", "Hold"
+        CHARGE = "charge", "Charge"
+        RELEASE = "release", "Release"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    generation = models.ForeignKey(
+        Generation, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
+    )
+    # Negative spends credits, positive gives them back.
+    amount = models.IntegerField()
+    provider = models.CharField(max_length=40, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LedgerEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "kind"],
+                condition=Q(kind__in=["hold", "charge", "release", "refund"]),
+                name="ledger_one_entry_of_each_kind_per_generation",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.amount} ({self.note})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Ledger entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Ledger entries are append-only")
+
+
+class RateBudget(models.Model):
+    """The upstream's rate budget for the database limiter (embedded set-up without Redis).
+
+    One row; its lock serialises every process that wants to call the upstream.
+    """
+
+    key = models.CharField(max_length=40, unique=True)
+    # Call times in the current window, as a JSON list of UNIX timestamps.
+    calls = models.JSONField(default=list)
+    blocked_until = models.FloatField(default=0.0)
+    # The limit learned from the wallet; 0 until the first wallet answer.
+    limit = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"rate budget {self.key}"
+
+
+class Alert(models.Model):
+    """Something an admin must see (a refused API key, a quarantined generation)."""
+
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.message[:80]
+
+
+class WalletSnapshot(models.Model):
+    """The upstream wallet as fetched at one moment (for reconciliation and the rate limit)."""
+
+    balance = models.DecimalField(max_digits=14, decimal_places=2)
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-fetched_at"]
+
+    def __str__(self):
+        return f"{self.balance} credits at {self.fetched_at:%Y-%m-%d %H:%M}"

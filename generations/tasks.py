@@ -1,0 +1,440 @@
+"""Background work: submit, poll, ingest, and the dispatcher and sweep that drive them.
+
+The database is the ledger of work; the broker is only a doorbell. Each task
+loads a row by id, checks it still holds the claim it was sent with, calls the
+upstream at most once, and records the outcome with one model method. Retries
+are never Celery retries with countdowns: a task that must try again later
+writes a due time, and the dispatcher (beat, every DISPATCH_INTERVAL seconds)
+picks the row up when it is due. A lost message, a Redis restart or a killed
+worker therefore cannot lose a generation: its due time passes and it is
+dispatched again.
+"""
+
+import hashlib
+import logging
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from celery import shared_task
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import ingest, planner
+from .models import (
+    POLLING_STATES,
+    Alert,
+    Asset,
+    Generation,
+    IllegalTransition,
+    State,
+    WalletSnapshot,
+)
+from .ratelimit import get_limiter
+from .upstream import (
+    Ambiguous,
+    NotSent,
+    RateLimited,
+    Rejected,
+    Unavailable,
+    UpstreamClient,
+    backoff,
+)
+
+log = logging.getLogger(__name__)
+
+# A step dispatched this many times without completing is poison: quarantine it.
+MAX_DELIVERIES = 3
+# Connect failures and 502/503 on submit are retried this many times.
+MAX_SUBMIT_ATTEMPTS = 5
+# Consecutive failed polls before a person is asked.
+MAX_POLL_ERRORS = 8
+# How long FINISHED may come without a result URL before we ask a person.
+FINISHED_WITHOUT_ASSET_GRACE = timedelta(minutes=2)
+# A dispatched step must finish within its lease, or it is dispatched again.
+# Each lease is longer than its task's hard time limit, so a step still running
+# is never dispatched twice.
+POLL_LEASE = timedelta(seconds=90)
+INGEST_LEASE = timedelta(seconds=1000)
+SUBMIT_LEASE = timedelta(seconds=90)
+
+
+def client():
+    return UpstreamClient()
+
+
+def _swap_claim(generation_id, claim):
+    """Take the step the dispatcher handed out; False when another delivery has it."""
+    if claim is None:
+        return True
+    mine = uuid.uuid4().hex
+    return Generation.objects.filter(pk=generation_id, claim=claim).update(claim=mine) == 1
+
+
+def _load(generation_id):
+    return Generation.objects.filter(pk=generation_id).select_related("owner").first()
+
+
+def _alert(message):
+    log.error("ALERT: %s", message)
+    Alert.objects.create(message=message)
+
+
+# --- submit ------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=75, ignore_result=True)
+def submit_generation(generation_id, claim=None):
+    """Send one generation to the upstream, exactly once."""
+    generation = _load(generation_id)
+    if generation is None or not _swap_claim(generation_id, claim):
+        return
+    try:
+        generation.claim_for_submit()
+    except IllegalTransition:
+        return  # another delivery has it, or it was canceled
+    now = timezone.now()
+    decision = get_limiter().acquire()
+    if not decision.allowed:
+        generation.requeue_submit(now + timedelta(seconds=decision.wait))
+        return
+    spec = generation.provider_spec
+    body = spec.request_body(generation.mode, generation.prompt, generation.options)
+    try:
+        submitted = client().submit(spec.endpoint, body)
+    except RateLimited as exc:
+        get_limiter().block(exc.retry_after)
+        generation.requeue_submit(now + timedelta(seconds=exc.retry_after))
+    except (NotSent, Unavailable) as exc:
+        # Nothing was accepted upstream, so trying again cannot pay twice.
+        if generation.submit_attempts >= MAX_SUBMIT_ATTEMPTS:
+            generation.mark_needs_attention(
+                f"The upstream could not be reached after {generation.submit_attempts} "
+                f"attempts: {exc.message}",
+                raw=exc.raw,
+            )
+        else:
+            delay = backoff(generation.submit_attempts)
+            generation.requeue_submit(now + timedelta(seconds=delay), reason=exc.message)
+    except Rejected as exc:
+        generation.mark_rejected(exc.message)
+        if exc.status == 401:
+            _alert(f"The upstream refused our API key: {exc.message}")
+    except Ambiguous as exc:
+        # The upstream may have accepted it and charged us. Resending could pay
+        # twice, so a person decides (with the facts we have).
+        log.warning("generation %s: submit outcome unknown: %s", generation_id, exc.message)
+        generation.mark_needs_attention(
+            f"The submit's outcome is unknown: {exc.message}. It was not resent.", raw=exc.raw
+        )
+    else:
+        generation.mark_submitted(submitted.task_id, planner.first_poll_at(generation))
+        log.info("generation %s submitted as upstream task %s", generation_id, submitted.task_id)
+
+
+# --- poll --------------------------------------------------------------------------
+
+
+def _usable_results(status):
+    return [
+        {"url": r.url, "asset_type": r.asset_type}
+        for r in status.results
+        if r.url and r.asset_type in {"3D_MODEL", "ARCHIVE", "IMAGE", ""}
+    ] + ([{"url": status.thumbnail, "asset_type": "IMAGE"}] if status.thumbnail else [])
+
+
+def _has_model(results):
+    return any(
+        r["asset_type"] in {"3D_MODEL", "ARCHIVE"}
+        or ingest.url_extension(r["url"]) in {".glb", ".zip"}
+        for r in results
+    )
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=75, ignore_result=True)
+def poll_generation(generation_id, claim=None):
+    if not _swap_claim(generation_id, claim):
+        return
+    generation = _load(generation_id)
+    if generation is None or generation.state not in POLLING_STATES:
+        return
+    now = timezone.now()
+    decision = get_limiter().acquire()
+    if not decision.allowed:
+        generation.defer(now + timedelta(seconds=decision.wait), list(POLLING_STATES))
+        return
+    try:
+        status = client().status(generation.upstream_task_id)
+    except RateLimited as exc:
+        get_limiter().block(exc.retry_after)
+        generation.defer(now + timedelta(seconds=exc.retry_after), list(POLLING_STATES))
+        return
+    except Rejected as exc:
+        if exc.status == 401:
+            _alert(f"The upstream refused our API key while polling: {exc.message}")
+            _poll_error(generation, exc, now)
+            return
+        generation.mark_needs_attention(
+            f"The upstream no longer answers for task {generation.upstream_task_id}: {exc.message}",
+            raw=exc.raw,
+        )
+        return
+    except (NotSent, Unavailable, Ambiguous) as exc:
+        _poll_error(generation, exc, now)
+        return
+
+    if status.status == "FAILED":
+        generation.mark_failed(status.failure_reason or "")
+        return
+    if status.status == "FINISHED":
+        results = _usable_results(status)
+        if _has_model(results):
+            with transaction.atomic():
+                generation.start_ingest(results, now + INGEST_LEASE)
+                token = uuid.uuid4().hex
+                Generation.objects.filter(pk=generation.pk).update(claim=token)
+                transaction.on_commit(lambda: ingest_generation.delay(generation.pk, token))
+            return
+        if status.failure_reason:
+            generation.mark_failed(status.failure_reason)
+            return
+        # Observed quirk: FINISHED before the result URL appears. Keep polling briefly.
+        since = generation.finished_null_since or now
+        if now - since > FINISHED_WITHOUT_ASSET_GRACE:
+            generation.mark_needs_attention(
+                "The upstream reported FINISHED but sent no result file for over two minutes.",
+                raw=status.raw,
+            )
+            return
+        generation.record_progress("FINISHED", 100, now + timedelta(seconds=planner.min_interval()))
+        Generation.objects.filter(pk=generation.pk).update(finished_null_since=since)
+        return
+    generation.record_progress(
+        status.status,
+        status.progress or generation.progress,
+        planner.next_poll_at(generation, status.progress),
+    )
+
+
+def _poll_error(generation, exc, now):
+    errors = generation.poll_errors + 1
+    if errors >= MAX_POLL_ERRORS:
+        generation.mark_needs_attention(
+            f"Polling failed {errors} times in a row; last error: {exc.message}", raw=exc.raw
+        )
+        return
+    generation.defer(
+        now + timedelta(seconds=backoff(errors)),
+        list(POLLING_STATES),
+        poll_errors=errors,
+        last_raw_response=(exc.raw or exc.message)[:4000],
+    )
+
+
+# --- ingest ------------------------------------------------------------------------
+
+
+def _role_for(fmt, asset_type, have_model):
+    if fmt == "glb" and not have_model:
+        return Asset.Role.MODEL
+    if fmt in {"png", "jpeg", "webp"}:
+        return Asset.Role.THUMBNAIL
+    return Asset.Role.ORIGINAL
+
+
+@shared_task(acks_late=True, soft_time_limit=900, time_limit=960, ignore_result=True)
+def ingest_generation(generation_id, claim=None):
+    if not _swap_claim(generation_id, claim):
+        return
+    generation = _load(generation_id)
+    if generation is None or generation.state != State.INGESTING:
+        return
+    now = timezone.now()
+    try:
+        for index, result in enumerate(generation.results):
+            key = f"{index}:{ingest.url_extension(result['url']) or result['asset_type']}"
+            if generation.assets.filter(original_name__startswith=f"{index}:").exists():
+                continue  # stored by an earlier, interrupted run
+            downloaded = ingest.download(result["url"])
+            have_model = generation.assets.filter(role=Asset.Role.MODEL).exists()
+            role = _role_for(downloaded.format, result["asset_type"], have_model)
+            _store_asset(generation, downloaded, role, f"{key}:{downloaded.name}")
+        if not generation.assets.filter(role__in=[Asset.Role.MODEL, Asset.Role.PREVIEW]).exists():
+            archive = generation.assets.filter(format="zip").first()
+            if archive is None:
+                raise ingest.AssetRefused("The upstream's results hold no 3D model we can show.")
+            glb = ingest.zip_to_glb(Path(archive.file.path))
+            _store_asset(
+                generation,
+                ingest.Downloaded(glb, "glb", glb.stat().st_size, _sha256(glb), "preview.glb"),
+                Asset.Role.PREVIEW,
+                "preview:glb",
+            )
+    except ingest.AssetExpired as exc:
+        if generation.url_refreshes == 0:
+            generation.refresh_result_urls(now)
+        else:
+            generation.mark_needs_attention(f"The result files could not be fetched: {exc}")
+        return
+    except ingest.AssetRefused as exc:
+        log.warning("generation %s: result refused: %s", generation_id, exc)
+        generation.mark_needs_attention(f"The result was refused: {exc}")
+        return
+    except ingest.AssetUnavailable as exc:
+        errors = generation.poll_errors + 1
+        if errors >= MAX_POLL_ERRORS:
+            generation.mark_needs_attention(f"The result files could not be fetched: {exc}")
+        else:
+            generation.defer(now + timedelta(seconds=backoff(errors)), poll_errors=errors)
+        return
+    generation.mark_finished()
+    log.info("generation %s finished", generation_id)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _store_asset(generation, downloaded, role, original_name):
+    facts = {}
+    if downloaded.format == "glb":
+        try:
+            facts = ingest.glb_facts(downloaded.path)
+        except Exception as exc:  # noqa: BLE001 - an unreadable GLB is refused, not stored
+            downloaded.path.unlink(missing_ok=True)
+            raise ingest.AssetRefused(f"The GLB could not be read: {exc}") from None
+    name = ingest.store(downloaded.path, generation.pk, downloaded.format)
+    Asset.objects.create(
+        generation=generation,
+        role=role,
+        file=name,
+        format=downloaded.format,
+        original_name=original_name[:200],
+        bytes=downloaded.bytes,
+        sha256=downloaded.sha256,
+        facts=facts,
+    )
+
+
+# --- dispatcher and sweep -----------------------------------------------------------
+
+
+def _claim_step(generation, now, lease):
+    """Hand one due step out: conditional on the due time we read, so one dispatcher wins."""
+    if generation.deliveries >= MAX_DELIVERIES:
+        _quarantine(generation)
+        return None
+    token = uuid.uuid4().hex
+    won = Generation.objects.filter(
+        pk=generation.pk, state=generation.state, due_at=generation.due_at
+    ).update(claim=token, due_at=now + lease, deliveries=F("deliveries") + 1)
+    return token if won == 1 else None
+
+
+def _quarantine(generation):
+    try:
+        generation.mark_needs_attention(
+            f"Quarantined: its work was started {generation.deliveries} times without finishing "
+            "(a worker may have crashed on it)."
+        )
+    except IllegalTransition:
+        return
+    _alert(f"Generation {generation.pk} was quarantined after {generation.deliveries} deliveries.")
+
+
+@shared_task(ignore_result=True, soft_time_limit=20, time_limit=30)
+def dispatch(limit=200):
+    """Enqueue every step that is due, spending the rate budget by priority.
+
+    Priority when calls are short: polls (most overdue first: those are the
+    likeliest to be finished), then submits in arrival order. Ingest spends no
+    budget (downloads are not counted upstream).
+    """
+    now = timezone.now()
+    budget = get_limiter().peek().remaining
+    sent = {"poll": 0, "submit": 0, "ingest": 0}
+    if budget > 0:
+        polls = Generation.objects.filter(state__in=POLLING_STATES, due_at__lte=now).order_by(
+            "due_at"
+        )[:budget]
+        for generation in polls:
+            token = _claim_step(generation, now, POLL_LEASE)
+            if token:
+                poll_generation.delay(generation.pk, token)
+                sent["poll"] += 1
+        budget -= sent["poll"]
+    if budget > 0:
+        queued = Generation.objects.filter(state=State.QUEUED, due_at__lte=now).order_by(
+            "created_at", "id"
+        )[:budget]
+        for generation in queued:
+            token = _claim_step(generation, now, SUBMIT_LEASE)
+            if token:
+                submit_generation.delay(generation.pk, token)
+                sent["submit"] += 1
+    for generation in Generation.objects.filter(state=State.INGESTING, due_at__lte=now)[:limit]:
+        token = _claim_step(generation, now, INGEST_LEASE)
+        if token:
+            ingest_generation.delay(generation.pk, token)
+            sent["ingest"] += 1
+    return sent
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def sweep():
+    """Recover what no doorbell will ring for. Safe to run twice at once."""
+    now = timezone.now()
+    # A worker that died while submitting leaves the row in SUBMITTING. The
+    # upstream may have accepted it: never resend, ask a person.
+    for generation in Generation.objects.filter(state=State.SUBMITTING, due_at__lt=now):
+        try:
+            generation.mark_needs_attention(
+                "The worker stopped while submitting; the upstream may have accepted and charged "
+                "it. It was not resent: check the upstream, then resolve it."
+            )
+        except IllegalTransition:
+            continue
+        _alert(f"Generation {generation.pk} needs attention: submit outcome unknown.")
+    # Far beyond any plausible duration: ask a person rather than fail silently.
+    for generation in Generation.objects.filter(
+        state__in=POLLING_STATES, submitted_at__isnull=False
+    ):
+        limit = max(
+            timedelta(hours=1),
+            timedelta(seconds=20 * planner.expected_duration(generation.provider)),
+        )
+        if now - generation.submitted_at > limit:
+            try:
+                generation.mark_needs_attention(
+                    f"Still not finished upstream after {(now - generation.submitted_at)}."
+                )
+            except IllegalTransition:
+                continue
+    ingest.cleanup_incoming()
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=75)
+def refresh_wallet():
+    """Fetch the upstream wallet (lowest priority: only with spare rate budget)."""
+    limiter = get_limiter()
+    if limiter.peek().remaining < 2 or not limiter.acquire().allowed:
+        return None
+    try:
+        wallet = client().wallet()
+    except RateLimited as exc:
+        limiter.block(exc.retry_after)
+        return None
+    except Rejected as exc:
+        if exc.status == 401:
+            _alert(f"The upstream refused our API key: {exc.message}")
+        return None
+    except (NotSent, Unavailable, Ambiguous):
+        return None
+    if wallet.rate_limit:
+        limiter.learn_limit(wallet.rate_limit)
+    return WalletSnapshot.objects.create(balance=wallet.balance, rate_limit=wallet.rate_limit).pk

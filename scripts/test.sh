@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite, lint included. Uses the PostgreSQL and
+# Redis this machine kind runs on 127.0.0.1, and Debian's Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test: installing Debian's chromium for the browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+bash scripts/setup.sh
+
+export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/studio}"
+export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+export CELERY_BROKER_URL="$REDIS_URL"
+export STUDIO_VAR_DIR="$PWD/var/test"
+unset STUDIO_API_KEY
+
+echo "== lint"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== migrations"
+.venv/bin/python manage.py makemigrations --check --dry-run
+echo "== deploy checks (production settings)"
+DJANGO_DEBUG=0 DJANGO_SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  DJANGO_ALLOWED_HOSTS=studio.example.com STUDIO_API_KEY=ci-sentinel-key \
+  .venv/bin/python manage.py check --deploy --fail-level WARNING
+echo "== tests"
+mkdir -p test-artifacts
+.venv/bin/python -m pytest "$@"

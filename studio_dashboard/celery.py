@@ -1,0 +1,45 @@
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio_dashboard.settings")
+
+app = Celery("studio_dashboard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def _beat_schedule():
+    """Every periodic schedule lives here, with its cadence."""
+    from django.conf import settings
+
+    return {
+        # The heart of the pipeline: claim generations whose due time has passed
+        # (submits, polls, ingests) and enqueue them. The broker is only a
+        # doorbell; a lost message is dispatched again once its lease runs out.
+        # A short interval keeps the finish-to-visible delay small.
+        "dispatch due work": {
+            "task": "generations.tasks.dispatch",
+            "schedule": settings.DISPATCH_INTERVAL,
+            "options": {"expires": settings.DISPATCH_INTERVAL * 5},
+        },
+        # Recover rows no doorbell will ring for: stuck in SUBMITTING after a
+        # killed worker, far overdue; and remove temp files of killed downloads.
+        "sweep stuck work": {
+            "task": "generations.tasks.sweep",
+            "schedule": 30.0,
+            "options": {"expires": 60.0},
+        },
+        # The wallet (balance for reconciliation, the key's rate limit) every
+        # ten minutes; the task itself only calls when the budget has room.
+        "refresh wallet": {
+            "task": "generations.tasks.refresh_wallet",
+            "schedule": 600.0,
+            "options": {"expires": 300.0},
+        },
+    }
+
+
+@app.on_after_configure.connect
+def setup_periodic_tasks(sender, **kwargs):
+    sender.conf.beat_schedule = _beat_schedule()
