@@ -22,14 +22,6 @@ class RapidTextForm(forms.Form):
     )
     form_token = forms.UUIDField(widget=forms.HiddenInput)
 
-    def clean_prompt(self):
-        prompt = self.cleaned_data["prompt"].strip()
-        if not prompt:
-            raise forms.ValidationError("Write a prompt: it cannot be only spaces.")
-        if "\x00" in prompt:
-            raise forms.ValidationError("The prompt contains a character that cannot be sent.")
-        return prompt
-
     def options(self):
         return {"enable_pbr": bool(self.cleaned_data.get("enable_pbr"))}
 

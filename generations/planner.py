@@ -11,6 +11,7 @@ import statistics
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 HISTORY = 50  # finished generations considered per provider
@@ -18,7 +19,16 @@ MIN_HISTORY = 5  # below this, the documented typical duration is used
 
 
 def expected_duration(provider_key: str) -> float:
-    """Seconds from submit to upstream done, typical for this provider."""
+    """Seconds from submit to upstream done, typical for this provider (cached a minute)."""
+    key = f"planner:expected:{provider_key}:{settings.PLANNER_DURATION_SCALE}"
+    value = cache.get(key)
+    if value is None:
+        value = _expected_duration(provider_key)
+        cache.set(key, value, 60)
+    return value
+
+
+def _expected_duration(provider_key: str) -> float:
     from .catalogue import PROVIDERS
     from .models import Generation, State
 

@@ -14,7 +14,11 @@ from .models import Asset, Generation, State
 
 def _get_generation_for_user(request, pk):
     """The generation if this user may see it, else 404 (never reveal that it exists)."""
-    queryset = Generation.objects.visible_to(request.user).select_related("owner")
+    queryset = (
+        Generation.objects.visible_to(request.user)
+        .select_related("owner")
+        .prefetch_related("assets")
+    )
     return get_object_or_404(queryset, pk=pk)
 
 

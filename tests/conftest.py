@@ -4,6 +4,7 @@ No test may open a connection to anything outside loopback, even when the code
 under test is wrong: ``socket.socket.connect`` refuses any other address.
 """
 
+import importlib
 import ipaddress
 import socket
 
@@ -47,9 +48,19 @@ def loopback_only():
     socket.socket.connect_ex = _real_connect_ex
 
 
+def ensure_roles():
+    """Transactional tests flush the tables, data migrations included: put the roles back."""
+    if not Group.objects.filter(name="Admins").exists():
+        from django.apps import apps
+
+        roles = importlib.import_module("generations.migrations.0002_create_roles")
+        roles.create_roles(apps, None)
+
+
 def make_user(django_user_model, username, group=None, **extra):
     user = django_user_model.objects.create_user(username=username, password="pw-" + username, **extra)
     if group:
+        ensure_roles()
         user.groups.add(Group.objects.get(name=group))
     return user
 
@@ -105,5 +116,48 @@ def canned():
     from tests.canned import CannedServer
 
     server = CannedServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The planner caches durations per process; each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+SANDBOX_KEY = "sk-sandbox-sentinel-7f3a"
+SANDBOX_TIME_SCALE = 0.004  # Rapid's ~150 s becomes ~0.6 s
+
+
+@pytest.fixture
+def sandbox_server(tmp_path, settings, redis_limiter):
+    """The sandbox over real HTTP on loopback, with the dashboard pointed at it."""
+    from sandbox.server import SandboxServer
+
+    server = SandboxServer(
+        host="127.0.0.1",
+        port=0,
+        state_path=tmp_path / "sandbox" / "state.sqlite3",
+        time_scale=SANDBOX_TIME_SCALE,
+        rate_limit=10_000,
+        rate_window=60,
+        balance=100_000,
+        api_keys=[SANDBOX_KEY],
+        seed=1,
+        quirks=False,
+    )
+    server.start()
+    settings.SANDBOX_MODE = True
+    settings.SANDBOX_URL = server.url
+    settings.UPSTREAM_BASE_URL = server.url
+    settings.UPSTREAM_API_KEY = SANDBOX_KEY
+    settings.UPSTREAM_READ_TIMEOUT = 2.0
+    settings.PLANNER_DURATION_SCALE = SANDBOX_TIME_SCALE
+    settings.UPSTREAM_RATE_LIMIT_OVERRIDE = 10_000
+    settings.MEDIA_ROOT = tmp_path / "media"
     yield server
     server.stop()
