@@ -345,7 +345,5 @@ def _encode_within_limit(img):
 
 def _save(img, pillow_format, **options):
     buffer = io.BytesIO()
-    # exif/icc_profile passed empty so no encoder falls back to anything left
-    # on the image.
-    img.save(buffer, pillow_format, exif=b"", icc_profile=None, **options)
+    img.save(buffer, pillow_format, **options)
     return buffer.getvalue()

@@ -296,6 +296,7 @@ def zip_to_glb(zip_path: Path) -> Path:
         scene = trimesh.load(objs[0], force="scene")
         if not scene.geometry:
             raise AssetRefused("The OBJ in the ZIP has no geometry")
+        _fix_obj_materials(scene)
         fd, out = tempfile.mkstemp(dir=incoming_dir(), suffix=".glb.part")
         with os.fdopen(fd, "wb") as fh:
             fh.write(scene.export(file_type="glb"))
@@ -305,6 +306,19 @@ def zip_to_glb(zip_path: Path) -> Path:
         raise AssetRefused(f"The ZIP could not be converted: {exc}") from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fix_obj_materials(scene):
+    """OBJ materials carry no metalness; glTF reads a missing metallicFactor as 1.0,
+    which would show every converted model as dark metal. Say 0 explicitly."""
+    for geometry in scene.geometry.values():
+        material = getattr(getattr(geometry, "visual", None), "material", None)
+        if material is None:
+            continue
+        pbr = material.to_pbr() if hasattr(material, "to_pbr") else material
+        if getattr(pbr, "metallicFactor", 0.0) is None:
+            pbr.metallicFactor = 0.0
+        geometry.visual.material = pbr
 
 
 def glb_facts(path: Path) -> dict:

@@ -79,7 +79,9 @@ class GenerationQuerySet(models.QuerySet):
                     price_breakdown=breakdown,
                     due_at=timezone.now() + timedelta(seconds=10),
                 )
-                transaction.on_commit(lambda: submit_generation.delay(generation.pk))
+                # robust: with the broker down the row is still saved and the member
+                # sees it; the dispatcher submits it when its due time passes.
+                transaction.on_commit(lambda: submit_generation.delay(generation.pk), robust=True)
         except IntegrityError:
             return self.filter(form_token=form_token, owner=owner).first()
         return generation

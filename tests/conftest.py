@@ -58,7 +58,9 @@ def ensure_roles():
 
 
 def make_user(django_user_model, username, group=None, **extra):
-    user = django_user_model.objects.create_user(username=username, password="pw-" + username, **extra)
+    user = django_user_model.objects.create_user(
+        username=username, password="pw-" + username, **extra
+    )
     if group:
         ensure_roles()
         user.groups.add(Group.objects.get(name=group))

@@ -53,9 +53,22 @@ def test_it_refuses_urls_before_any_socket(real_upstream, public_resolver, url, 
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "::1", "fe80::1", "fd00::1", "0.0.0.0", "100.64.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "0.0.0.0",
+        "100.64.0.1",
+    ],
 )
-def test_it_refuses_hosts_that_resolve_to_private_addresses(real_upstream, public_resolver, address):
+def test_it_refuses_hosts_that_resolve_to_private_addresses(
+    real_upstream, public_resolver, address
+):
     public_resolver["files.example.com"] = ["93.184.216.34", address]
     with pytest.raises(ingest.AssetRefused, match="non-public"):
         ingest.check_url("https://files.example.com/a.glb")
@@ -225,3 +238,21 @@ def test_check_glb_wants_a_matching_length(tmp_path):
     path.write_bytes(struct.pack("<4sII", b"glTF", 1, 12))
     with pytest.raises(ingest.AssetRefused):
         ingest.check_glb(path)
+
+
+def test_converted_obj_materials_are_not_metal(settings, tmp_path):
+    from pygltflib import GLTF2
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    mesh = trimesh.creation.box()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "model.obj", "mtllib model.mtl\nusemtl red\n" + mesh.export(file_type="obj")
+        )
+        archive.writestr("model.mtl", "newmtl red\nKd 0.8 0.1 0.1\n")
+    path = tmp_path / "r.zip"
+    path.write_bytes(buffer.getvalue())
+    gltf = GLTF2().load_binary(str(ingest.zip_to_glb(path)))
+    assert gltf.materials
+    assert all(m.pbrMetallicRoughness.metallicFactor == 0.0 for m in gltf.materials)

@@ -123,11 +123,19 @@ def test_final_generations_cannot_be_sent_to_attention(member):
         generation.mark_needs_attention("late")
 
 
-def test_create_queued_is_one_generation_per_form_token(member, second_member, django_capture_on_commit_callbacks, monkeypatch):
+def test_create_queued_is_one_generation_per_form_token(
+    member, second_member, django_capture_on_commit_callbacks, monkeypatch
+):
     sent = []
     monkeypatch.setattr("generations.tasks.submit_generation.delay", sent.append)
     token = uuid.uuid4()
-    kwargs = {"provider": "hunyuan_rapid", "mode": "text", "prompt": "a mug", "options": {}, "form_token": token}
+    kwargs = {
+        "provider": "hunyuan_rapid",
+        "mode": "text",
+        "prompt": "a mug",
+        "options": {},
+        "form_token": token,
+    }
     with django_capture_on_commit_callbacks(execute=True):
         first = Generation.objects.create_queued(owner=member, **kwargs)
     with django_capture_on_commit_callbacks(execute=True):

@@ -46,7 +46,9 @@ def drive(generation, timeout=15.0, until=None):
         generation.refresh_from_db()
         if until(generation):
             return generation
-        Generation.objects.filter(pk=generation.pk, state=State.QUEUED).update(due_at=timezone.now())
+        Generation.objects.filter(pk=generation.pk, state=State.QUEUED).update(
+            due_at=timezone.now()
+        )
         tasks.dispatch()
         time.sleep(0.05)
     generation.refresh_from_db()
@@ -154,7 +156,11 @@ def test_a_refused_key_fails_the_generation_and_alerts_admins(
 ):
     import requests
 
-    requests.put(f"{sandbox_server.url}/_sandbox/keys", json={"sk-sandbox-sentinel-7f3a": key_state}, timeout=5)
+    requests.put(
+        f"{sandbox_server.url}/_sandbox/keys",
+        json={"sk-sandbox-sentinel-7f3a": key_state},
+        timeout=5,
+    )
     generation = drive(queue(member))
     assert generation.state == State.FAILED
     assert status_words in generation.failure_reason.lower()
@@ -182,7 +188,9 @@ def test_a_failed_generation_is_refunded_once(sandbox_server, inline_doorbells, 
     assert entries == [("charge", -35), ("refund", 35)]
 
 
-def test_finished_without_a_url_keeps_polling_until_it_appears(sandbox_server, inline_doorbells, member):
+def test_finished_without_a_url_keeps_polling_until_it_appears(
+    sandbox_server, inline_doorbells, member
+):
     set_faults(sandbox_server, {"null_asset_polls": 2})
     generation = drive(queue(member))
     assert generation.state == State.FINISHED
@@ -211,7 +219,9 @@ def test_bad_result_files_are_refused_and_never_shown_as_done(
     assert not incoming.exists() or not [p for p in incoming.iterdir() if p.is_file()]
 
 
-def test_an_expired_url_is_refreshed_once_then_needs_attention(sandbox_server, inline_doorbells, member):
+def test_an_expired_url_is_refreshed_once_then_needs_attention(
+    sandbox_server, inline_doorbells, member
+):
     set_faults(sandbox_server, {"asset_ttl_seconds": 0})
     generation = drive(queue(member))
     assert generation.state == State.NEEDS_ATTENTION
@@ -219,7 +229,9 @@ def test_an_expired_url_is_refreshed_once_then_needs_attention(sandbox_server, i
     assert "could not be fetched" in generation.attention_reason
 
 
-def test_a_429_blocks_the_whole_budget_for_retry_after(sandbox_server, inline_doorbells, member, redis_limiter):
+def test_a_429_blocks_the_whole_budget_for_retry_after(
+    sandbox_server, inline_doorbells, member, redis_limiter
+):
     set_faults(sandbox_server, {"force_429_next": 1})
     generation = queue(member)
     tasks.submit_generation(generation.pk)
@@ -240,7 +252,9 @@ def test_the_poll_errors_are_bounded(sandbox_server, inline_doorbells, member, m
     assert len(upstream_calls(sandbox_server, "poll")) == tasks.MAX_POLL_ERRORS
 
 
-def test_an_unknown_status_is_treated_as_running_never_done(sandbox_server, inline_doorbells, member):
+def test_an_unknown_status_is_treated_as_running_never_done(
+    sandbox_server, inline_doorbells, member
+):
     set_faults(sandbox_server, {"malformed": {"status": "unknown_status"}})
     generation = queue(member)
     with pytest.raises(AssertionError):
@@ -265,7 +279,9 @@ def test_a_step_that_keeps_dying_is_quarantined(member):
 def test_the_sweep_asks_a_person_about_a_submit_interrupted_by_a_kill(sandbox_server, member):
     generation = queue(member)
     generation.claim_for_submit()  # the worker died right after this
-    Generation.objects.filter(pk=generation.pk).update(due_at=timezone.now() - timezone.timedelta(seconds=1))
+    Generation.objects.filter(pk=generation.pk).update(
+        due_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
     tasks.sweep()
     tasks.dispatch()
     generation.refresh_from_db()
@@ -274,13 +290,40 @@ def test_the_sweep_asks_a_person_about_a_submit_interrupted_by_a_kill(sandbox_se
     assert upstream_calls(sandbox_server, "submit") == []
 
 
-def test_two_dispatchers_at_once_hand_each_step_out_once(member, monkeypatch):
+def _due_rows(member, polls, submits):
+    now = timezone.now()
+    rows = [queue(member, prompt=f"p{i}") for i in range(polls + submits)]
+    Generation.objects.filter(pk__in=[g.pk for g in rows[:polls]]).update(
+        state=State.PENDING, due_at=now
+    )
+    Generation.objects.filter(pk__in=[g.pk for g in rows[polls:]]).update(due_at=now)
+    return rows
+
+
+def test_when_calls_are_short_polls_go_first(member, monkeypatch, settings, redis_limiter):
+    settings.UPSTREAM_RATE_LIMIT_OVERRIDE = 3
+    sent = []
+    rows = _due_rows(member, 5, 5)
+    monkeypatch.setattr(tasks.poll_generation, "delay", lambda pk, claim: sent.append(("poll", pk)))
+    monkeypatch.setattr(
+        tasks.submit_generation, "delay", lambda pk, claim=None: sent.append(("submit", pk))
+    )
+    tasks.dispatch()
+    assert sent == [("poll", g.pk) for g in rows[:3]]
+
+
+def test_two_dispatchers_at_once_hand_each_step_out_once(
+    member, monkeypatch, settings, redis_limiter
+):
+    settings.UPSTREAM_RATE_LIMIT_OVERRIDE = 1000
     sent = []
     monkeypatch.setattr(tasks.poll_generation, "delay", lambda pk, claim: sent.append(pk))
     monkeypatch.setattr(tasks.submit_generation, "delay", lambda pk, claim=None: sent.append(pk))
     now = timezone.now()
     rows = [queue(member, prompt=f"p{i}") for i in range(20)]
-    Generation.objects.filter(pk__in=[g.pk for g in rows[:10]]).update(state=State.PENDING, due_at=now)
+    Generation.objects.filter(pk__in=[g.pk for g in rows[:10]]).update(
+        state=State.PENDING, due_at=now
+    )
     Generation.objects.filter(pk__in=[g.pk for g in rows[10:]]).update(due_at=now)
     sent.clear()  # the doorbells rung by create_queued
     barrier = threading.Barrier(2)

@@ -51,15 +51,37 @@ def test_it_strips_whitespace_from_the_key(canned, settings):
 @pytest.mark.parametrize(
     "status, body, code, words",
     [
-        (400, {"detail": "prompt: too long", "code": "validation_failed"}, "validation_failed", "prompt: too long"),
-        (401, {"detail": "Invalid API key.", "code": "INVALID_API_KEY"}, "invalid_api_key", "Invalid API key."),
+        (
+            400,
+            {"detail": "prompt: too long", "code": "validation_failed"},
+            "validation_failed",
+            "prompt: too long",
+        ),
+        (
+            401,
+            {"detail": "Invalid API key.", "code": "INVALID_API_KEY"},
+            "invalid_api_key",
+            "Invalid API key.",
+        ),
         (401, {"error": "api_key_expired"}, "api_key_expired", "expired"),
-        (402, {"message": "Not enough credits", "error_code": "insufficient_credits"}, "insufficient_credits", "Not enough credits"),
-        (404, {"detail": "No PublicAPIGenerationRequest matches the given query."}, "", "No PublicAPIGenerationRequest"),
+        (
+            402,
+            {"message": "Not enough credits", "error_code": "insufficient_credits"},
+            "insufficient_credits",
+            "Not enough credits",
+        ),
+        (
+            404,
+            {"detail": "No PublicAPIGenerationRequest matches the given query."},
+            "",
+            "No PublicAPIGenerationRequest",
+        ),
         (400, "plain text refusal", "", "plain text refusal"),
     ],
 )
-def test_it_maps_refusals_to_rejected_with_the_reason_in_words(canned, upstream, status, body, code, words):
+def test_it_maps_refusals_to_rejected_with_the_reason_in_words(
+    canned, upstream, status, body, code, words
+):
     canned.answer(status, body)
     with pytest.raises(Rejected) as caught:
         upstream.submit("/x/", {})
@@ -122,7 +144,9 @@ def test_server_errors_on_submit_are_ambiguous(canned, upstream, status):
         ([1, 2], "not an object"),
     ],
 )
-def test_malformed_submit_answers_are_ambiguous_and_keep_the_raw_body(canned, upstream, body, words):
+def test_malformed_submit_answers_are_ambiguous_and_keep_the_raw_body(
+    canned, upstream, body, words
+):
     canned.answer(200, body, {"Content-Type": "text/html"} if isinstance(body, str) else None)
     with pytest.raises(Ambiguous) as caught:
         upstream.submit("/x/", {})

@@ -44,7 +44,9 @@ def test_the_new_form_shows_the_cost(member_client):
 
 
 def test_the_cost_fragment_updates_with_pbr(member_client):
-    response = member_client.get(reverse("generations:cost"), {"enable_pbr": "on"}, HTTP_HX_REQUEST="true")
+    response = member_client.get(
+        reverse("generations:cost"), {"enable_pbr": "on"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     assert b'id="cost"' in response.content
     assert b"<html" not in response.content
@@ -72,7 +74,9 @@ def test_submitting_saves_a_queued_generation_and_rings_after_commit(
     assert doorbell == [generation.pk]
 
 
-def test_a_double_click_makes_one_generation(member_client, doorbell, django_capture_on_commit_callbacks):
+def test_a_double_click_makes_one_generation(
+    member_client, doorbell, django_capture_on_commit_callbacks
+):
     data = {"prompt": "a mug", "form_token": uuid.uuid4()}
     with django_capture_on_commit_callbacks(execute=True):
         first = member_client.post(reverse("generations:new"), data)
@@ -92,7 +96,9 @@ def test_a_double_click_makes_one_generation(member_client, doorbell, django_cap
         ({"prompt": "ok", "form_token": "not-a-uuid"}, "form_token", "valid UUID"),
     ],
 )
-def test_bad_input_gets_a_clear_error_and_loses_nothing(member_client, doorbell, data, field, words):
+def test_bad_input_gets_a_clear_error_and_loses_nothing(
+    member_client, doorbell, data, field, words
+):
     data = {"form_token": str(uuid.uuid4()), **data}
     response = member_client.post(reverse("generations:new"), data)
     assert response.status_code == 200
@@ -111,7 +117,9 @@ def test_members_without_the_add_permission_cannot_submit(client, outsider, door
 
 
 def test_the_detail_page_and_its_fragment(member_client, member):
-    generation = make_generation(member, state=State.IN_PROGRESS, progress=40, submitted_at=timezone.now())
+    generation = make_generation(
+        member, state=State.IN_PROGRESS, progress=40, submitted_at=timezone.now()
+    )
     url = reverse("generations:detail", args=[generation.pk])
     page = member_client.get(url)
     assert page.status_code == 200
@@ -126,20 +134,31 @@ def test_the_detail_page_and_its_fragment(member_client, member):
 
 
 def test_the_fragment_stops_polling_when_final(member_client, member):
-    generation = make_generation(member, state=State.FAILED, failure_reason="Content moderation refused it.")
-    response = member_client.get(reverse("generations:detail", args=[generation.pk]), HTTP_HX_REQUEST="true")
+    generation = make_generation(
+        member, state=State.FAILED, failure_reason="Content moderation refused it."
+    )
+    response = member_client.get(
+        reverse("generations:detail", args=[generation.pk]), HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 286
     assert b"Content moderation refused it." in response.content
     assert b"hx-trigger" not in response.content
 
 
-def test_a_finished_generation_shows_the_viewer_and_downloads(member_client, member, settings, tmp_path):
+def test_a_finished_generation_shows_the_viewer_and_downloads(
+    member_client, member, settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "m.glb").write_bytes(b"glTF-bytes")
     generation = make_generation(member, state=State.FINISHED, progress=100)
     asset = Asset.objects.create(
-        generation=generation, role="model", file="assets/m.glb", format="glb", bytes=10, sha256="x",
+        generation=generation,
+        role="model",
+        file="assets/m.glb",
+        format="glb",
+        bytes=10,
+        sha256="x",
         facts={"vertices": 8, "faces": 12, "materials": 1, "textures": [], "dimensions": [1, 2, 3]},
     )
     page = member_client.get(reverse("generations:detail", args=[generation.pk]))
@@ -155,10 +174,14 @@ def test_a_finished_generation_shows_the_viewer_and_downloads(member_client, mem
     assert "attachment" not in inline.get("Content-Disposition", "")
 
 
-def test_another_members_generation_is_404_everywhere(client, member, second_member, settings, tmp_path):
+def test_another_members_generation_is_404_everywhere(
+    client, member, second_member, settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path
     generation = make_generation(member, state=State.FINISHED)
-    asset = Asset.objects.create(generation=generation, role="model", file="assets/x.glb", format="glb", bytes=1, sha256="x")
+    asset = Asset.objects.create(
+        generation=generation, role="model", file="assets/x.glb", format="glb", bytes=1, sha256="x"
+    )
     client.force_login(second_member)
     for url in [
         reverse("generations:detail", args=[generation.pk]),
@@ -172,8 +195,12 @@ def test_another_members_generation_is_404_everywhere(client, member, second_mem
 def test_an_asset_of_another_generation_is_404(member_client, member):
     mine = make_generation(member)
     other = make_generation(member)
-    asset = Asset.objects.create(generation=other, role="model", file="assets/x.glb", format="glb", bytes=1, sha256="x")
-    assert member_client.get(reverse("generations:asset", args=[mine.pk, asset.pk])).status_code == 404
+    asset = Asset.objects.create(
+        generation=other, role="model", file="assets/x.glb", format="glb", bytes=1, sha256="x"
+    )
+    assert (
+        member_client.get(reverse("generations:asset", args=[mine.pk, asset.pk])).status_code == 404
+    )
 
 
 def test_reviewers_see_everyones_generations(client, member, reviewer):
@@ -182,7 +209,9 @@ def test_reviewers_see_everyones_generations(client, member, reviewer):
     assert client.get(reverse("generations:detail", args=[generation.pk])).status_code == 200
 
 
-def test_the_list_query_count_does_not_grow_with_rows(member_client, member, django_assert_max_num_queries):
+def test_the_list_query_count_does_not_grow_with_rows(
+    member_client, member, django_assert_max_num_queries
+):
     for i in range(3):
         make_generation(member, prompt=f"p{i}")
     with django_assert_max_num_queries(8) as few:
@@ -194,10 +223,14 @@ def test_the_list_query_count_does_not_grow_with_rows(member_client, member, dja
     assert len(response.context["page"].object_list) == 25
 
 
-def test_the_progress_fragment_uses_few_queries(member_client, member, django_assert_max_num_queries):
+def test_the_progress_fragment_uses_few_queries(
+    member_client, member, django_assert_max_num_queries
+):
     generation = make_generation(member, state=State.PENDING, submitted_at=timezone.now())
     with django_assert_max_num_queries(7):
-        member_client.get(reverse("generations:detail", args=[generation.pk]), HTTP_HX_REQUEST="true")
+        member_client.get(
+            reverse("generations:detail", args=[generation.pk]), HTTP_HX_REQUEST="true"
+        )
 
 
 def test_htmx_posts_without_the_csrf_token_are_refused(member):
@@ -205,7 +238,11 @@ def test_htmx_posts_without_the_csrf_token_are_refused(member):
 
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(member)
-    response = strict.post(reverse("generations:new"), {"prompt": "x", "form_token": uuid.uuid4()}, HTTP_HX_REQUEST="true")
+    response = strict.post(
+        reverse("generations:new"),
+        {"prompt": "x", "form_token": uuid.uuid4()},
+        HTTP_HX_REQUEST="true",
+    )
     assert response.status_code == 403
     assert Generation.objects.count() == 0
 

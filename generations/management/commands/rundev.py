@@ -60,7 +60,10 @@ class Command(BaseCommand):
 
         def start(name, argv, extra_env=None):
             proc = subprocess.Popen(
-                argv, env={**env, **(extra_env or {})}, cwd=settings.BASE_DIR, start_new_session=True
+                argv,
+                env={**env, **(extra_env or {})},
+                cwd=settings.BASE_DIR,
+                start_new_session=True,
             )
             processes.append((name, proc))
             return proc
@@ -87,7 +90,9 @@ class Command(BaseCommand):
         call_command("seed_demo", stdout=self.stdout)
         start("web", [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"])
         mode = "sandbox upstream (no credits spent)" if settings.SANDBOX_MODE else "REAL upstream"
-        self.stdout.write(self.style.SUCCESS(f"\nStudio Dashboard: http://{host}:{port}/  ({mode})"))
+        self.stdout.write(
+            self.style.SUCCESS(f"\nStudio Dashboard: http://{host}:{port}/  ({mode})")
+        )
         self.stdout.write("Press Ctrl-C to stop everything.\n")
 
         stopping = False

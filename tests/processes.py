@@ -1,0 +1,142 @@
+"""Start the real parts as processes: the sandbox, Celery workers and the dispatcher (beat).
+
+Used by the end-to-end and browser tests. Every process talks only to loopback.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_KEY = "sk-e2e-sentinel-91c2"
+
+
+class Stack:
+    def __init__(
+        self, tmp_path, *, time_scale=0.01, rate_limit=1000, sandbox_args=(), extra_env=None
+    ):
+        self.tmp = Path(tmp_path)
+        self.time_scale = time_scale
+        self.rate_limit = rate_limit
+        self.sandbox_args = list(sandbox_args)
+        self.extra_env = extra_env or {}
+        self.processes = {}
+        self.sandbox_url = None
+        self.media = self.tmp / "media"
+        self.logs = self.tmp / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def env(self):
+        db = connection.settings_dict
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "STUDIO_API_KEY"))
+        }
+        env.update(
+            DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            REDIS_URL=settings.REDIS_URL,
+            CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+            SANDBOX_URL=self.sandbox_url or "",
+            SANDBOX_API_KEY=SANDBOX_KEY,
+            STUDIO_MEDIA_ROOT=str(self.media),
+            STUDIO_VAR_DIR=str(self.tmp / "var"),
+            PLANNER_DURATION_SCALE=str(self.time_scale),
+            UPSTREAM_READ_TIMEOUT="3",
+            DISPATCH_INTERVAL="0.5",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name, argv, env=None):
+        log = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env or self.env(),
+            stdout=subprocess.PIPE if name == "sandbox" else log,
+            stderr=log,
+            start_new_session=True,
+        )
+        self.processes[name] = proc
+        return proc
+
+    def start_sandbox(self):
+        proc = self._spawn(
+            "sandbox",
+            [
+                sys.executable, "-m", "sandbox", "--port", "0",
+                "--state", str(self.tmp / "sandbox" / "state.sqlite3"),
+                "--time-scale", str(self.time_scale),
+                "--rate-limit", str(self.rate_limit),
+                "--balance", "100000", "--api-key", SANDBOX_KEY, "--quirks", "off",
+                *self.sandbox_args,
+            ],
+        )  # fmt: skip
+        line = proc.stdout.readline().decode().strip()
+        if not line.startswith("SANDBOX LISTENING "):
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        self.sandbox_url = line.split()[-1]
+        return self.sandbox_url
+
+    def start_worker(self, name="worker", concurrency=2):
+        return self._spawn(
+            name,
+            [sys.executable, "-m", "celery", "-A", "studio_dashboard", "worker",
+             "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
+             "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"],
+        )  # fmt: skip
+
+    def start_beat(self, name="beat"):
+        return self._spawn(
+            name,
+            [sys.executable, "-m", "celery", "-A", "studio_dashboard", "beat", "--loglevel", "INFO",
+             "--schedule", str(self.tmp / f"{name}-schedule")],
+        )  # fmt: skip
+
+    def start(self, workers=1):
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+        self.start_sandbox()
+        for i in range(workers):
+            self.start_worker(f"worker{i}")
+        self.start_beat()
+        return self
+
+    def kill(self, name, sig=signal.SIGKILL):
+        proc = self.processes.pop(name)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=10)
+
+    def stop(self):
+        for name in list(self.processes):
+            proc = self.processes.pop(name)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in list(self.processes.values()):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def log_text(self, name):
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_for(predicate, timeout, interval=0.2, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
