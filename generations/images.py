@@ -64,7 +64,7 @@ _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 class ImageRejected(Exception):
     """An upload we will not send upstream. ``message`` is for the member."""
 
-    def __init__(self, message, code):
+    def __init__(self, message, code="invalid"):
         super().__init__(message)
         self.message = message
         self.code = code

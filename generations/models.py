@@ -96,7 +96,9 @@ class GenerationQuerySet(models.QuerySet):
 
 class Generation(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
-    provider = models.CharField(max_length=40, choices=[(k, p.label) for k, p in PROVIDERS.items()])
+    # A key of catalogue.PROVIDERS. No `choices`: the catalogue is data that grows,
+    # and every change would otherwise be a migration.
+    provider = models.CharField(max_length=40)
     edition = models.CharField(max_length=20, blank=True)
     mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.TEXT)
     prompt = models.TextField(blank=True)
@@ -163,11 +165,16 @@ class Generation(models.Model):
         ]
 
     def __str__(self):
-        return f"#{self.pk} {self.get_provider_display()} ({self.get_state_display()})"
+        return f"#{self.pk} {self.provider_label} ({self.get_state_display()})"
 
     @property
     def provider_spec(self):
         return PROVIDERS[self.provider]
+
+    @property
+    def provider_label(self):
+        spec = PROVIDERS.get(self.provider)
+        return spec.label if spec else self.provider
 
     @property
     def is_final(self):

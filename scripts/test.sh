@@ -18,6 +18,16 @@ export CELERY_BROKER_URL="$REDIS_URL"
 export STUDIO_VAR_DIR="$PWD/var/test"
 unset STUDIO_API_KEY
 
+# The database the test database is named after; pytest-django creates test_studio.
+.venv/bin/python - <<'PY'
+import os, psycopg
+url = os.environ["DATABASE_URL"]
+name = url.rsplit("/", 1)[1]
+with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        conn.execute(f'CREATE DATABASE "{name}"')
+PY
+
 echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -5,6 +5,7 @@ Every fixture image is built here at run time; nothing binary is committed.
 
 import base64
 import io
+import random
 import struct
 import warnings
 import zipfile
@@ -432,6 +433,24 @@ def test_exif_orientation_is_applied_to_the_pixels():
     assert out.getexif().get(ExifTags.Base.Orientation) is None
 
 
+def test_a_large_rotated_photo_is_downscaled_after_rotation():
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    data = encode(Image.new("RGB", (4000, 3000), RED), "JPEG", exif=exif)
+    clean = clean_upload(upload(data, name="x.jpg"))
+    assert (clean.width, clean.height) == (1536, 2048)
+
+
+def test_a_multi_picture_jpeg_from_a_phone_sends_its_first_picture():
+    pictures = [Image.new("RGB", (300, 200), RED), Image.new("RGB", (300, 200), BLUE)]
+    data = encode(pictures[0], "MPO", save_all=True, append_images=pictures[1:])
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    clean = clean_upload(upload(data, name="x.jpg"))
+    assert (clean.format, clean.width, clean.height) == ("jpeg", 300, 200)
+    r, g, b = decode(clean).getpixel((150, 100))
+    assert r > 245 and b < 10
+
+
 def test_exif_gps_xmp_icc_and_comments_are_stripped():
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = "SpyCam"
@@ -635,8 +654,6 @@ def test_max_side_outside_the_upstream_window_is_a_programming_error():
 
 
 def random_image(size, mode):
-    import random
-
     rng = random.Random(22)
     return Image.frombytes(mode, size, rng.randbytes(size[0] * size[1] * len(mode)))
 
