@@ -231,7 +231,7 @@ class Provider:
         return edition
 
     def display(self, edition=None):
-        """ "Hunyuan 3D Pro 3.1", "Tripo v3.0", "TRELLIS.2"."""
+        """The name in messages: "Hunyuan 3D Pro 3.1", "Tripo v3.0", "TRELLIS.2"."""
         edition = self.edition_or_default(edition)
         if edition is None:
             return self.label

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -56,7 +57,9 @@ class GenerationQuerySet(models.QuerySet):
             return self
         return self.filter(owner=user)
 
-    def create_queued(self, *, owner, provider, mode, prompt, options, form_token):
+    def create_queued(
+        self, *, owner, provider, mode, prompt, options, form_token, edition="", images=()
+    ):
         """Save a QUEUED generation and ring the submit doorbell after commit.
 
         One generation per form token: a second post of the same form (a double
@@ -65,13 +68,16 @@ class GenerationQuerySet(models.QuerySet):
         """
         from .tasks import submit_generation
 
-        total, breakdown = PROVIDERS[provider].price(mode, options)
+        spec = PROVIDERS[provider]
+        edition = edition or (spec.default_edition or "")
+        total, breakdown = spec.price(mode, options, edition=edition or None)
         try:
             with transaction.atomic():
                 generation = self.create(
                     owner=owner,
                     provider=provider,
                     mode=mode,
+                    edition=edition,
                     prompt=prompt,
                     options=options,
                     form_token=form_token,
@@ -79,6 +85,19 @@ class GenerationQuerySet(models.QuerySet):
                     price_breakdown=breakdown,
                     due_at=timezone.now() + timedelta(seconds=10),
                 )
+                # The estimate is held against the budget from the moment the
+                # form is accepted; it becomes a charge when the upstream accepts.
+                generation._ledger(LedgerEntry.Kind.HOLD, -total, "held at submit")
+                for position, (slot, image) in enumerate(images):
+                    generation.images.create(
+                        slot=slot,
+                        position=position,
+                        file=ContentFile(image.data, name=f"{uuid.uuid4().hex}.{image.format}"),
+                        format=image.format,
+                        width=image.width,
+                        height=image.height,
+                        bytes=len(image.data),
+                    )
                 # robust: with the broker down the row is still saved and the member
                 # sees it; the dispatcher submits it when its due time passes.
                 transaction.on_commit(lambda: submit_generation.delay(generation.pk), robust=True)
@@ -103,6 +122,10 @@ class Generation(models.Model):
     mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.TEXT)
     prompt = models.TextField(blank=True)
     options = models.JSONField(default=dict, blank=True)
+    # "Regenerate with changes" links the new generation to the one it revises.
+    previous_version = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_versions"
+    )
     # One form submission makes at most one generation (double-click safety).
     form_token = models.UUIDField(default=uuid.uuid4, unique=True)
 
@@ -112,6 +135,8 @@ class Generation(models.Model):
     upstream_status = models.CharField(max_length=40, blank=True)
     credit_estimate = models.PositiveIntegerField()
     price_breakdown = models.JSONField(default=list, blank=True)
+    # The version of the price table the estimate was made with (credits app).
+    price_version = models.PositiveIntegerField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
     attention_reason = models.TextField(blank=True)
     # The last upstream answer that we could not understand, redacted, for diagnosis.
@@ -242,14 +267,8 @@ class Generation(models.Model):
                 claim="",
                 deliveries=0,
             )
-            LedgerEntry.objects.create(
-                kind=LedgerEntry.Kind.CHARGE,
-                user_id=self.owner_id,
-                generation=self,
-                amount=-self.credit_estimate,
-                provider=self.provider,
-                note=f"upstream task {task_id}",
-            )
+            self._release_hold("hold became a charge")
+            self._ledger(LedgerEntry.Kind.CHARGE, -self.credit_estimate, f"upstream task {task_id}")
 
     def mark_rejected(self, reason):
         """SUBMITTING -> FAILED: the upstream refused the submit; nothing was charged."""
@@ -346,23 +365,69 @@ class Generation(models.Model):
         """Record the refund of this generation's charge, once. Safe to call repeatedly."""
         if not LedgerEntry.objects.filter(generation=self, kind=LedgerEntry.Kind.CHARGE).exists():
             return
-        try:
-            # The savepoint keeps a duplicate from breaking the caller's transaction;
-            # the unique constraint is what makes a second refund impossible.
-            with transaction.atomic():
-                LedgerEntry.objects.create(
-                    kind=LedgerEntry.Kind.REFUND,
-                    user_id=self.owner_id,
-                    generation=self,
-                    amount=self.credit_estimate,
-                    provider=self.provider,
-                    note=note,
-                )
-        except IntegrityError:
-            pass  # already refunded
+        self._ledger(LedgerEntry.Kind.REFUND, self.credit_estimate, note)
 
     def _release_hold(self, note):
-        pass  # Holds arrive with budgets (issue 6); nothing is held yet.
+        """Give back the hold taken when the form was accepted, once."""
+        if LedgerEntry.objects.filter(generation=self, kind=LedgerEntry.Kind.HOLD).exists():
+            self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, note)
+
+    def _ledger(self, kind, amount, note):
+        """Append one entry for this generation; a second of the same kind is a no-op.
+
+        The savepoint keeps a duplicate from breaking the caller's transaction; the
+        unique constraint is what makes a second charge or refund impossible.
+        """
+        try:
+            with transaction.atomic():
+                LedgerEntry.objects.create(
+                    kind=kind,
+                    user_id=self.owner_id,
+                    generation=self,
+                    amount=amount,
+                    provider=self.provider,
+                    note=note[:300],
+                )
+        except IntegrityError:
+            pass
+
+    def cancel(self):
+        """QUEUED -> CANCELED before anything was sent; the hold is released."""
+        with transaction.atomic():
+            self._transition(
+                [State.QUEUED], State.CANCELED, finished_at=timezone.now(), due_at=None, claim=""
+            )
+            self._release_hold("canceled before submit")
+
+
+class ReferenceImage(models.Model):
+    """An uploaded reference image, already cleaned (re-encoded, metadata stripped)."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
+    # "image" for single-image input, else the view slot: "front", "left", ...
+    slot = models.CharField(max_length=20, default="image")
+    position = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(upload_to="references/", max_length=300)
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "slot"], name="reference_one_per_slot")
+        ]
+
+    def __str__(self):
+        return f"{self.slot} image of generation {self.generation_id}"
+
+    def data_uri(self):
+        import base64
+
+        mime = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[self.format]
+        with self.file.open("rb") as fh:
+            return f"data:{mime};base64,{base64.b64encode(fh.read()).decode()}"
 
 
 class Asset(models.Model):
@@ -396,6 +461,56 @@ class Asset(models.Model):
         return f"{self.get_role_display()} of generation {self.generation_id}"
 
 
+class Conversion(models.Model):
+    """A conversion of a generation's model to another format.
+
+    Local conversions (OBJ, STL, PLY, 3MF) are done by trimesh at once; FBX and
+    USDZ go through the upstream's convert tool, an asynchronous, charged
+    operation tracked here like a small generation (due time, claim, ledger).
+    """
+
+    class Via(models.TextChoices):
+        LOCAL = "local", "Local (trimesh)"
+        UPSTREAM = "upstream", "Upstream convert tool"
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="conversions")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    output_format = models.CharField(max_length=12)
+    via = models.CharField(max_length=10, choices=Via.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    upstream_task_id = models.CharField(max_length=64, blank=True)
+    credit_estimate = models.PositiveIntegerField(default=0)
+    failure_reason = models.TextField(blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True)
+    deliveries = models.PositiveSmallIntegerField(default=0)
+    asset = models.ForeignKey("Asset", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One conversion per format and generation; asking again shows the first.
+            models.UniqueConstraint(
+                fields=["generation", "output_format"], name="conversion_one_per_format"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                name="conversion_due_idx",
+                condition=Q(
+                    state__in=["queued", "submitting", "pending", "in_progress", "ingesting"]
+                ),
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.output_format} of generation {self.generation_id} ({self.state})"
+
+
 class LedgerEntryQuerySet(models.QuerySet):
     def balance(self):
         return self.aggregate(total=Sum("amount"))["total"] or 0
@@ -422,6 +537,10 @@ class LedgerEntry(models.Model):
     generation = models.ForeignKey(
         Generation, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
     )
+    # A charged conversion through the upstream's convert tool (FBX, USDZ).
+    conversion = models.ForeignKey(
+        "Conversion", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
+    )
     # Negative spends credits, positive gives them back.
     amount = models.IntegerField()
     provider = models.CharField(max_length=40, blank=True)
@@ -435,8 +554,13 @@ class LedgerEntry(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["generation", "kind"],
-                condition=Q(kind__in=["hold", "charge", "release", "refund"]),
+                condition=Q(kind__in=["hold", "charge", "release", "refund"], conversion=None),
                 name="ledger_one_entry_of_each_kind_per_generation",
+            ),
+            models.UniqueConstraint(
+                fields=["conversion", "kind"],
+                condition=Q(kind__in=["hold", "charge", "release", "refund"]),
+                name="ledger_one_entry_of_each_kind_per_conversion",
             ),
         ]
 

@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import ingest, planner
+from .catalogue import InvalidRequest
 from .models import (
     POLLING_STATES,
     Alert,
@@ -100,9 +101,20 @@ def submit_generation(generation_id, claim=None):
         generation.requeue_submit(now + timedelta(seconds=decision.wait))
         return
     spec = generation.provider_spec
-    body = spec.request_body(generation.mode, generation.prompt, generation.options)
+    edition = generation.edition or None
     try:
-        submitted = client().submit(spec.endpoint, body)
+        images = [(image.slot, image.data_uri()) for image in generation.images.all()]
+        body = spec.request_body(
+            generation.mode, generation.prompt, generation.options, edition=edition, images=images
+        )
+        endpoint = spec.endpoint_for(generation.mode, spec.edition_or_default(edition))
+    except InvalidRequest as exc:
+        # Nothing was sent; the form should have caught this, so say what is wrong.
+        reasons = "; ".join(f"{field}: {message}" for field, message in exc.errors.items())
+        generation.mark_rejected(f"The request is not valid for {spec.label}: {reasons}")
+        return
+    try:
+        submitted = client().submit(endpoint, body)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
         generation.requeue_submit(now + timedelta(seconds=exc.retry_after))

@@ -64,6 +64,21 @@ def test_refund_seen_three_times_gives_one_entry(member):
     assert LedgerEntry.objects.filter(generation=generation).balance() == 0
 
 
+def test_a_queued_generation_holds_its_estimate_and_cancel_releases_it(member, monkeypatch):
+    monkeypatch.setattr("generations.tasks.submit_generation.delay", lambda pk: None)
+    generation = Generation.objects.create_queued(
+        owner=member, provider="hunyuan_rapid", mode="text", prompt="a cup",
+        options={"enable_pbr": True}, form_token=uuid.uuid4(),
+    )  # fmt: skip
+    assert LedgerEntry.objects.filter(user=member).balance() == -55
+    generation.cancel()
+    assert generation.state == State.CANCELED
+    assert LedgerEntry.objects.filter(user=member).balance() == 0
+    with pytest.raises(IllegalTransition):
+        generation.cancel()
+    assert LedgerEntry.objects.filter(generation=generation).count() == 2
+
+
 def test_no_refund_without_a_charge(member):
     generation = make_generation(member)
     generation.claim_for_submit()

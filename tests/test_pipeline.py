@@ -68,8 +68,12 @@ def test_a_prompt_becomes_a_stored_glb(sandbox_server, inline_doorbells, member)
     assert preview.facts["faces"] > 100
     assert preview.facts["vertices"] > 50
     assert len(preview.facts["dimensions"]) == 3
-    charges = LedgerEntry.objects.filter(generation=generation)
-    assert [(e.kind, e.amount) for e in charges] == [("charge", -35)]
+    entries = LedgerEntry.objects.filter(generation=generation)
+    assert [(e.kind, e.amount) for e in entries] == [
+        ("hold", -35),
+        ("release", 35),
+        ("charge", -35),
+    ]
     assert len(upstream_calls(sandbox_server, "submit")) == 1
     assert generation.upstream_task_id
     assert generation.upstream_done_at is not None
@@ -120,6 +124,8 @@ def test_an_unknown_submit_outcome_needs_attention_and_is_never_resent(
         tasks.sweep()
     assert len(upstream_calls(sandbox_server, "submit")) == 1
     assert not LedgerEntry.objects.filter(generation=generation, kind="charge").exists()
+    # The hold stays until a person decides what happened upstream.
+    assert LedgerEntry.objects.filter(generation=generation).balance() == -35
 
 
 def test_503_three_times_then_it_proceeds(sandbox_server, inline_doorbells, member, monkeypatch):
@@ -165,7 +171,8 @@ def test_a_refused_key_fails_the_generation_and_alerts_admins(
     assert generation.state == State.FAILED
     assert status_words in generation.failure_reason.lower()
     assert Alert.objects.filter(message__icontains="API key").exists()
-    assert not LedgerEntry.objects.filter(generation=generation).exists()
+    entries = LedgerEntry.objects.filter(generation=generation)
+    assert [(e.kind, e.amount) for e in entries] == [("hold", -35), ("release", 35)]
     assert len(upstream_calls(sandbox_server, "submit")) == 1
 
 
@@ -185,7 +192,7 @@ def test_a_failed_generation_is_refunded_once(sandbox_server, inline_doorbells, 
     assert generation.state == State.FAILED
     assert generation.failure_reason
     entries = [(e.kind, e.amount) for e in LedgerEntry.objects.filter(generation=generation)]
-    assert entries == [("charge", -35), ("refund", 35)]
+    assert entries == [("hold", -35), ("release", 35), ("charge", -35), ("refund", 35)]
 
 
 def test_finished_without_a_url_keeps_polling_until_it_appears(
