@@ -17,6 +17,14 @@ from django.utils import timezone
 from .catalogue import PROVIDERS
 
 
+class BudgetExceeded(Exception):
+    """A submit would overrun a budget; ``message`` says how much is left and who to ask."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
 class IllegalTransition(Exception):
     """A state change was asked of a generation that is not in a state allowing it."""
 
@@ -68,9 +76,12 @@ class GenerationQuerySet(models.QuerySet):
         """
         from .tasks import submit_generation
 
+        from .pricing import estimate
+
         spec = PROVIDERS[provider]
         edition = edition or (spec.default_edition or "")
-        total, breakdown = spec.price(mode, options, edition=edition or None)
+        price = estimate(provider, mode, options, edition)
+        total, breakdown = price.total, price.breakdown
         try:
             with transaction.atomic():
                 generation = self.create(
@@ -83,6 +94,7 @@ class GenerationQuerySet(models.QuerySet):
                     form_token=form_token,
                     credit_estimate=total,
                     price_breakdown=breakdown,
+                    price_version=price.version,
                     due_at=timezone.now() + timedelta(seconds=10),
                 )
                 # The estimate is held against the budget from the moment the
