@@ -49,6 +49,8 @@ class Stack:
             STUDIO_MEDIA_ROOT=str(self.media),
             STUDIO_VAR_DIR=str(self.tmp / "var"),
             PLANNER_DURATION_SCALE=str(self.time_scale),
+            # The sandbox's limit: what the wallet would teach the workers.
+            UPSTREAM_RATE_LIMIT=str(self.rate_limit),
             UPSTREAM_READ_TIMEOUT="3",
             DISPATCH_INTERVAL="0.5",
             PYTHONUNBUFFERED="1",
@@ -87,10 +89,11 @@ class Stack:
         self.sandbox_url = line.split()[-1]
         return self.sandbox_url
 
-    def start_worker(self, name="worker", concurrency=2):
+    def start_worker(self, name="worker", concurrency=2, module=None):
+        command = ["-m", module] if module else ["-m", "celery", "-A", "studio_dashboard"]
         return self._spawn(
             name,
-            [sys.executable, "-m", "celery", "-A", "studio_dashboard", "worker",
+            [sys.executable, *command, "worker",
              "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
              "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"],
         )  # fmt: skip
@@ -102,13 +105,34 @@ class Stack:
              "--schedule", str(self.tmp / f"{name}-schedule")],
         )  # fmt: skip
 
-    def start(self, workers=1):
+    def start(self, workers=1, worker_module=None):
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
         self.start_sandbox()
         for i in range(workers):
-            self.start_worker(f"worker{i}")
+            self.start_worker(f"worker{i}", module=worker_module)
         self.start_beat()
         return self
+
+    # --- the sandbox's admin endpoints ---------------------------------------------
+    def sandbox_log(self):
+        import requests
+
+        data = requests.get(f"{self.sandbox_url}/_sandbox/log", timeout=5).json()
+        return data["entries"] if isinstance(data, dict) else data
+
+    def submits(self):
+        return [
+            e for e in self.sandbox_log()
+            if e["method"] == "POST" and e["path"].startswith("/v1/3d-models/")
+        ]  # fmt: skip
+
+    def polls(self):
+        return [e for e in self.sandbox_log() if "/status/" in e["path"]]
+
+    def set_faults(self, plan):
+        import requests
+
+        requests.put(f"{self.sandbox_url}/_sandbox/faults", json=plan, timeout=5).raise_for_status()
 
     def kill(self, name, sig=signal.SIGKILL):
         proc = self.processes.pop(name)
