@@ -61,7 +61,11 @@ class Mode(models.TextChoices):
 
 class GenerationQuerySet(models.QuerySet):
     def visible_to(self, user):
-        if user.has_perm("generations.view_all_generations"):
+        """Members see the team's generations (acting on one is for its owner or an admin);
+        a user without the view permission sees only their own."""
+        if user.has_perm("generations.view_all_generations") or user.has_perm(
+            "generations.view_generation"
+        ):
             return self
         return self.filter(owner=user)
 
@@ -74,9 +78,8 @@ class GenerationQuerySet(models.QuerySet):
         click) returns the first generation, or None if it belongs to someone else.
         The due time lets the dispatcher submit it if the doorbell is lost.
         """
-        from .tasks import submit_generation
-
         from .pricing import estimate
+        from .tasks import submit_generation
 
         spec = PROVIDERS[provider]
         edition = edition or (spec.default_edition or "")
@@ -97,6 +100,12 @@ class GenerationQuerySet(models.QuerySet):
                     price_version=price.version,
                     due_at=timezone.now() + timedelta(seconds=10),
                 )
+                # The budget check and the hold in one transaction: reserve()
+                # locks the budget rows until commit, so concurrent submits
+                # cannot both fit the last credits (RELIABILITY 17).
+                from credits.budgets import reserve
+
+                reserve(owner, provider, total)
                 # The estimate is held against the budget from the moment the
                 # form is accepted; it becomes a charge when the upstream accepts.
                 generation._ledger(LedgerEntry.Kind.HOLD, -total, "held at submit")
@@ -252,7 +261,7 @@ class Generation(models.Model):
             [State.QUEUED],
             State.SUBMITTING,
             submit_attempts=models.F("submit_attempts") + 1,
-            due_at=timezone.now() + timedelta(minutes=5),
+            due_at=timezone.now() + timedelta(seconds=settings.SUBMIT_DEADLINE),
         )
 
     def requeue_submit(self, due_at, reason=""):
@@ -357,7 +366,13 @@ class Generation(models.Model):
         if not self.assets.filter(role__in=[Asset.Role.MODEL, Asset.Role.PREVIEW]).exists():
             raise IllegalTransition(f"generation {self.pk}: no verified model stored")
         self._transition(
-            [State.INGESTING], State.FINISHED, finished_at=timezone.now(), due_at=None, progress=100
+            [State.INGESTING],
+            State.FINISHED,
+            finished_at=timezone.now(),
+            due_at=None,
+            progress=100,
+            claim="",
+            deliveries=0,
         )
 
     def mark_failed(self, reason):
@@ -375,6 +390,10 @@ class Generation(models.Model):
 
     def refund(self, note):
         """Record the refund of this generation's charge, once. Safe to call repeatedly."""
+        # Only a failed generation is refunded: a refund of one that can still
+        # finish would leave it both finished and refunded (FAILED is final).
+        if self.state != State.FAILED:
+            return
         if not LedgerEntry.objects.filter(generation=self, kind=LedgerEntry.Kind.CHARGE).exists():
             return
         self._ledger(LedgerEntry.Kind.REFUND, self.credit_estimate, note)
@@ -402,6 +421,66 @@ class Generation(models.Model):
                 )
         except IntegrityError:
             pass
+
+    # --- a person resolves NEEDS_ATTENTION --------------------------------------
+    @property
+    def is_charged(self):
+        return LedgerEntry.objects.filter(generation=self, kind=LedgerEntry.Kind.CHARGE).exists()
+
+    def resolve_with_task_id(self, task_id, note=""):
+        """The admin found the upstream task: poll it (charging it if it was not yet)."""
+        with transaction.atomic():
+            self._transition(
+                [State.NEEDS_ATTENTION],
+                State.PENDING,
+                upstream_task_id=task_id,
+                submitted_at=self.submitted_at or timezone.now(),
+                due_at=timezone.now(),
+                attention_reason="",
+                claim="",
+                deliveries=0,
+                poll_errors=0,
+                url_refreshes=0,
+                finished_null_since=None,
+            )
+            if not self.is_charged:
+                self._release_hold("hold became a charge (task id given by an admin)")
+                self._ledger(
+                    LedgerEntry.Kind.CHARGE, -self.credit_estimate, f"upstream task {task_id}"
+                )
+
+    def resolve_as_lost(self, note):
+        """The admin says nothing usable exists upstream: fail it and give the credits back."""
+        with transaction.atomic():
+            self._transition(
+                [State.NEEDS_ATTENTION],
+                State.FAILED,
+                failure_reason=f"Marked lost by an admin: {note}"[:2000],
+                finished_at=timezone.now(),
+                due_at=None,
+            )
+            if self.is_charged:
+                self.refund(f"marked lost: {note}")
+            else:
+                self._release_hold(f"marked lost: {note}")
+
+    def resolve_by_resubmitting(self):
+        """Send it again, deliberately. Only when we never recorded a charge: a charged
+        generation exists upstream, and a second submit would pay twice."""
+        if self.is_charged:
+            raise IllegalTransition(
+                f"generation {self.pk} was charged upstream; give its task id or mark it lost"
+            )
+        self._transition(
+            [State.NEEDS_ATTENTION],
+            State.QUEUED,
+            upstream_task_id="",
+            due_at=timezone.now(),
+            attention_reason="",
+            claim="",
+            deliveries=0,
+            submit_attempts=0,
+        )
 
     def cancel(self):
         """QUEUED -> CANCELED before anything was sent; the hold is released."""
@@ -448,6 +527,7 @@ class Asset(models.Model):
         PREVIEW = "preview", "Preview GLB (converted)"
         ORIGINAL = "original", "Original file"
         THUMBNAIL = "thumbnail", "Thumbnail"
+        CONVERTED = "converted", "Converted file"
 
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="assets")
     role = models.CharField(max_length=16, choices=Role.choices)
@@ -582,7 +662,13 @@ class LedgerEntry(models.Model):
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise TypeError("Ledger entries are append-only")
-        super().save(*args, **kwargs)
+        from credits.rollups import record
+
+        # The rollups (credits.SpendRollup) change in the insert's own transaction,
+        # so they always equal the sums of the entries.
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            record(self)
 
     def delete(self, *args, **kwargs):
         raise TypeError("Ledger entries are append-only")

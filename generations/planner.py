@@ -1,13 +1,28 @@
-"""When to poll: spend the upstream's few calls where they are most likely to find a result.
+"""When to poll: spend the upstream's few calls where they find results.
 
-A generation cannot be seen before it finishes upstream, and each poll costs
-one of R calls a minute. So the first poll waits for the expected duration of
-that provider (learned from our own finished generations, the documented
-typical duration until there is enough history), and later polls come at a
-fraction of it, sooner when the upstream's progress says it is nearly done.
+The upstream allows R calls a window, shared by submits and polls, and a
+generation cannot be seen before it finishes upstream. So:
+
+- Each provider has a duration profile (10th, 50th and 90th percentile of
+  submit-to-done), learned from our own finished generations; until there are
+  enough, the documented typical duration with a +-25% spread.
+- When calls are scarce (submits are waiting for budget), the first poll comes
+  at the 90th percentile: one poll nearly always finds the result, so a
+  generation costs about two calls (submit + poll) and the queue drains at
+  the rate limit.
+- When calls are plentiful, the first poll comes early (10th percentile); its
+  progress figure predicts the finish, and the next poll lands there, so the
+  member sees the result moments after it is done.
+- After a poll that found it still running, the next one goes where the
+  upstream's progress says it will finish (progress rises with time), never
+  sooner than a small minimum interval.
+
+``PLANNER_MODE=fixed`` polls every ``FIXED_POLL_INTERVAL`` seconds instead: the
+naive baseline the pipeline benchmark compares against.
 """
 
 import statistics
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,19 +31,27 @@ from django.utils import timezone
 
 HISTORY = 50  # finished generations considered per provider
 MIN_HISTORY = 5  # below this, the documented typical duration is used
+FINISH_MARGIN = 1.03  # land a predicted-finish poll just after the prediction
 
 
-def expected_duration(provider_key: str) -> float:
-    """Seconds from submit to upstream done, typical for this provider (cached a minute)."""
-    key = f"planner:expected:{provider_key}:{settings.PLANNER_DURATION_SCALE}"
+@dataclass(frozen=True)
+class Profile:
+    p10: float
+    p50: float
+    p90: float
+
+
+def duration_profile(provider_key: str) -> Profile:
+    """Seconds from submit to upstream done for this provider (cached a minute)."""
+    key = f"planner:profile:{provider_key}:{settings.PLANNER_DURATION_SCALE}"
     value = cache.get(key)
     if value is None:
-        value = _expected_duration(provider_key)
+        value = _duration_profile(provider_key)
         cache.set(key, value, 60)
     return value
 
 
-def _expected_duration(provider_key: str) -> float:
+def _duration_profile(provider_key: str) -> Profile:
     from .catalogue import PROVIDERS
     from .models import Generation, State
 
@@ -42,43 +65,75 @@ def _expected_duration(provider_key: str) -> float:
         .order_by("-finished_at")
         .values_list("submitted_at", "upstream_done_at")[:HISTORY]
     )
-    durations = [(done - sub).total_seconds() for sub, done in rows if done > sub]
+    durations = sorted((done - sub).total_seconds() for sub, done in rows if done > sub)
     if len(durations) >= MIN_HISTORY:
-        return max(0.5, statistics.median(durations))
-    return PROVIDERS[provider_key].typical_seconds * settings.PLANNER_DURATION_SCALE
+        deciles = statistics.quantiles(durations, n=10, method="inclusive")
+        return Profile(p10=deciles[0], p50=statistics.median(durations), p90=deciles[-1])
+    spec = PROVIDERS.get(provider_key)
+    typical = (spec.typical_seconds if spec else 120.0) * settings.PLANNER_DURATION_SCALE
+    return Profile(p10=typical * 0.8, p50=typical, p90=typical * 1.25)
+
+
+def expected_duration(provider_key: str) -> float:
+    return duration_profile(provider_key).p50
 
 
 def min_interval() -> float:
-    return max(0.5, 2.0 * settings.PLANNER_DURATION_SCALE)
+    return max(0.1, 2.0 * settings.PLANNER_DURATION_SCALE)
+
+
+def calls_are_scarce() -> bool:
+    """Submits are waiting for the rate budget: every call should find something."""
+    from .models import Generation, State
+
+    return Generation.objects.filter(state=State.QUEUED, due_at__lte=timezone.now()).exists()
+
+
+def _fixed():
+    return settings.PLANNER_MODE == "fixed"
 
 
 def first_poll_at(generation, now=None):
     now = now or timezone.now()
-    return now + timedelta(seconds=expected_duration(generation.provider))
+    if _fixed():
+        return now + timedelta(seconds=settings.FIXED_POLL_INTERVAL)
+    profile = duration_profile(generation.provider)
+    wait = profile.p90 if calls_are_scarce() else profile.p10
+    return now + timedelta(seconds=max(min_interval(), wait))
 
 
 def next_poll_at(generation, progress, now=None):
     """The next poll after one that found the generation still running."""
     now = now or timezone.now()
-    expected = expected_duration(generation.provider)
-    interval = max(min_interval(), 0.08 * expected)
-    if progress and 5 <= progress < 100 and generation.submitted_at:
-        elapsed = (now - generation.submitted_at).total_seconds()
-        remaining = elapsed * (100 - progress) / progress
-        interval = max(min_interval(), min(interval * 3, remaining))
-    return now + timedelta(seconds=interval)
+    if _fixed():
+        return now + timedelta(seconds=settings.FIXED_POLL_INTERVAL)
+    profile = duration_profile(generation.provider)
+    remaining = _remaining(generation, progress, now, profile)
+    if remaining:
+        wait = remaining * FINISH_MARGIN  # where it should be done
+    elif calls_are_scarce():
+        wait = 0.15 * profile.p50  # cannot tell: wait a good stretch
+    else:
+        wait = 0.05 * profile.p50  # calls to spare: look again soon
+    return now + timedelta(seconds=max(min_interval(), wait))
+
+
+def _remaining(generation, progress, now, profile):
+    """Seconds until the upstream should be done, from its progress or our profile."""
+    if not generation.submitted_at:
+        return None
+    elapsed = (now - generation.submitted_at).total_seconds()
+    if progress and 5 <= progress < 100:
+        return elapsed * (100 - progress) / progress
+    left = profile.p50 - elapsed
+    return left if left > 0 else None
 
 
 def estimated_finish(generation, now=None):
-    """When we expect to show the result (for the member's ETA), or None."""
+    """When we expect to show the result (the member's ETA)."""
     now = now or timezone.now()
-    expected = expected_duration(generation.provider)
+    profile = duration_profile(generation.provider)
     if generation.submitted_at:
-        eta = generation.submitted_at + timedelta(seconds=expected)
-        if generation.progress and 5 <= generation.progress < 100:
-            elapsed = (now - generation.submitted_at).total_seconds()
-            eta = now + timedelta(
-                seconds=elapsed * (100 - generation.progress) / generation.progress
-            )
-        return max(eta, now)
-    return now + timedelta(seconds=expected)
+        remaining = _remaining(generation, generation.progress, now, profile)
+        return now + timedelta(seconds=remaining or min_interval())
+    return now + timedelta(seconds=profile.p50)

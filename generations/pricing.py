@@ -19,5 +19,21 @@ class Estimate:
 
 
 def estimate(provider: str, mode: str, options: dict, edition: str | None = None) -> Estimate:
-    total, breakdown = PROVIDERS[provider].price(mode, options, edition=edition or None)
-    return Estimate(total=total, breakdown=breakdown, version=None)
+    from credits.prices import active
+
+    version, table = active()
+    spec = PROVIDERS[provider]
+    # Provider.price reads the catalogue's defaults; the same rule is applied here
+    # to the active table (the catalogue's own pricing function and option reading).
+    effective = spec._effective(mode, edition or None, options)
+    breakdown = spec.pricing(table[spec.key], mode, effective)
+    total = sum(amount for _, amount in breakdown)
+    return Estimate(total=total, breakdown=breakdown, version=version)
+
+
+def remaining_budget(user, provider: str | None = None) -> int | None:
+    """Credits ``user`` may still spend this month under their own and the team's budget
+    (and the provider's caps when ``provider`` is given); None when no budget applies."""
+    from credits.budgets import remaining
+
+    return remaining(user, provider)

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -53,12 +54,12 @@ MAX_SUBMIT_ATTEMPTS = 5
 MAX_POLL_ERRORS = 8
 # How long FINISHED may come without a result URL before we ask a person.
 FINISHED_WITHOUT_ASSET_GRACE = timedelta(minutes=2)
-# A dispatched step must finish within its lease, or it is dispatched again.
-# Each lease is longer than its task's hard time limit, so a step still running
-# is never dispatched twice.
-POLL_LEASE = timedelta(seconds=90)
-INGEST_LEASE = timedelta(seconds=1000)
-SUBMIT_LEASE = timedelta(seconds=90)
+
+
+def _lease(name):
+    """A dispatched step must finish within its lease, or it is dispatched again
+    (settings.STEP_LEASE, INGEST_LEASE: longer than each task's hard time limit)."""
+    return timedelta(seconds=getattr(settings, name))
 
 
 def client():
@@ -113,6 +114,18 @@ def submit_generation(generation_id, claim=None):
         reasons = "; ".join(f"{field}: {message}" for field, message in exc.errors.items())
         generation.mark_rejected(f"The request is not valid for {spec.label}: {reasons}")
         return
+    except Exception as exc:
+        # Nothing was sent either (a missing reference file, a bug): move the due
+        # time on before re-raising, so the row is tried again later instead of
+        # sitting in SUBMITTING until the sweep asks a person.
+        if generation.submit_attempts >= MAX_SUBMIT_ATTEMPTS:
+            generation.mark_needs_attention(f"The request could not be prepared: {exc!r}")
+        else:
+            delay = backoff(generation.submit_attempts)
+            generation.requeue_submit(
+                now + timedelta(seconds=delay), reason=f"could not prepare: {exc!r}"
+            )
+        raise
     try:
         submitted = client().submit(endpoint, body)
     except RateLimited as exc:
@@ -203,7 +216,7 @@ def poll_generation(generation_id, claim=None):
         results = _usable_results(status)
         if _has_model(results):
             with transaction.atomic():
-                generation.start_ingest(results, now + INGEST_LEASE)
+                generation.start_ingest(results, now + _lease("INGEST_LEASE"))
                 token = uuid.uuid4().hex
                 Generation.objects.filter(pk=generation.pk).update(claim=token)
                 transaction.on_commit(lambda: ingest_generation.delay(generation.pk, token))
@@ -375,7 +388,7 @@ def dispatch(limit=200):
             "due_at"
         )[:budget]
         for generation in polls:
-            token = _claim_step(generation, now, POLL_LEASE)
+            token = _claim_step(generation, now, _lease("STEP_LEASE"))
             if token:
                 poll_generation.delay(generation.pk, token)
                 sent["poll"] += 1
@@ -385,15 +398,16 @@ def dispatch(limit=200):
             "created_at", "id"
         )[:budget]
         for generation in queued:
-            token = _claim_step(generation, now, SUBMIT_LEASE)
+            token = _claim_step(generation, now, _lease("STEP_LEASE"))
             if token:
                 submit_generation.delay(generation.pk, token)
                 sent["submit"] += 1
     for generation in Generation.objects.filter(state=State.INGESTING, due_at__lte=now)[:limit]:
-        token = _claim_step(generation, now, INGEST_LEASE)
+        token = _claim_step(generation, now, _lease("INGEST_LEASE"))
         if token:
             ingest_generation.delay(generation.pk, token)
             sent["ingest"] += 1
+    sent["conversions"] = dispatch_conversions(now, max(0, budget - sent["submit"]))
     return sent
 
 
@@ -450,3 +464,315 @@ def refresh_wallet():
     if wallet.rate_limit:
         limiter.learn_limit(wallet.rate_limit)
     return WalletSnapshot.objects.create(balance=wallet.balance, rate_limit=wallet.rate_limit).pk
+
+
+# --- conversions through the upstream's convert tool (FBX, USDZ) -------------------------
+# The same discipline as generations (see generations/conversions.py): the row's
+# due time is the ledger of work, each step is claimed with a conditional UPDATE,
+# a submit whose outcome is unknown is never resent.
+
+CONVERSION_POLL_LEASE = timedelta(seconds=400)  # longer than poll_conversion's time limit
+
+
+def _conversion_step(conversion_id, claim, expected):
+    """Take a dispatched conversion step; None when another delivery has it or it moved on."""
+    from .models import Conversion
+
+    mine = uuid.uuid4().hex
+    filters = {"pk": conversion_id, "state__in": expected}
+    if claim is not None:
+        filters["claim"] = claim
+    if Conversion.objects.filter(**filters).update(claim=mine) != 1:
+        return None
+    return Conversion.objects.select_related("generation", "generation__owner").get(
+        pk=conversion_id
+    )
+
+
+def _move_conversion(conversion, expected, new_state, **fields):
+    from .models import Conversion
+
+    return (
+        Conversion.objects.filter(pk=conversion.pk, state__in=expected).update(
+            state=new_state, claim="", **fields
+        )
+        == 1
+    )
+
+
+def _conversion_ledger(conversion, kind, amount, note):
+    """One entry of each kind per conversion (the unique constraint makes a second a no-op)."""
+    from django.db import IntegrityError
+
+    from .models import LedgerEntry
+
+    try:
+        with transaction.atomic():
+            LedgerEntry.objects.create(
+                kind=kind,
+                conversion=conversion,
+                user_id=conversion.generation.owner_id,
+                amount=amount,
+                provider="convert",
+                note=note[:300],
+            )
+    except IntegrityError:
+        pass
+
+
+def _fail_conversion(conversion, expected, reason, *, charged):
+    from .models import LedgerEntry
+
+    with transaction.atomic():
+        if _move_conversion(
+            conversion,
+            expected,
+            State.FAILED,
+            failure_reason=reason[:2000],
+            finished_at=timezone.now(),
+            due_at=None,
+        ):
+            if charged:
+                _conversion_ledger(
+                    conversion, LedgerEntry.Kind.REFUND, conversion.credit_estimate, reason
+                )
+            else:
+                _conversion_ledger(
+                    conversion, LedgerEntry.Kind.RELEASE, conversion.credit_estimate, reason
+                )
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=75, ignore_result=True)
+def submit_conversion(conversion_id, claim=None):
+    """Send one conversion to the convert tool, at most once."""
+    from . import conversions as conv
+    from .models import LedgerEntry
+
+    conversion = _conversion_step(conversion_id, claim, [State.QUEUED])
+    if conversion is None:
+        return
+    if not _move_conversion(
+        conversion,
+        [State.QUEUED],
+        State.SUBMITTING,
+        due_at=timezone.now() + _lease("STEP_LEASE"),
+    ):
+        return
+    now = timezone.now()
+    decision = get_limiter().acquire()
+    if not decision.allowed:
+        _move_conversion(
+            conversion,
+            [State.SUBMITTING],
+            State.QUEUED,
+            due_at=now + timedelta(seconds=decision.wait),
+        )
+        return
+    url = conv.source_url(conversion.generation, now)
+    if url is None:
+        _fail_conversion(
+            conversion,
+            [State.SUBMITTING],
+            "The upstream's copy of the model has expired (24 hours after it was made), and the "
+            "convert tool cannot read our private storage. Download OBJ, STL or PLY instead.",
+            charged=False,
+        )
+        return
+    try:
+        submitted = client().convert(url, conversion.output_format)
+    except RateLimited as exc:
+        get_limiter().block(exc.retry_after)
+        _move_conversion(
+            conversion,
+            [State.SUBMITTING],
+            State.QUEUED,
+            due_at=now + timedelta(seconds=exc.retry_after),
+        )
+    except (NotSent, Unavailable) as exc:
+        if conversion.deliveries >= MAX_DELIVERIES:
+            _fail_conversion(
+                conversion,
+                [State.SUBMITTING],
+                f"The upstream could not be reached: {exc.message}",
+                charged=False,
+            )
+        else:
+            _move_conversion(
+                conversion,
+                [State.SUBMITTING],
+                State.QUEUED,
+                due_at=now + timedelta(seconds=backoff(conversion.deliveries + 1)),
+            )
+    except Rejected as exc:
+        _fail_conversion(conversion, [State.SUBMITTING], exc.message, charged=False)
+        if exc.status == 401:
+            _alert(f"The upstream refused our API key: {exc.message}")
+    except Ambiguous as exc:
+        # It may have been accepted and charged: a person decides, the hold stays.
+        _move_conversion(
+            conversion,
+            [State.SUBMITTING],
+            State.NEEDS_ATTENTION,
+            failure_reason=f"The convert request's outcome is unknown: {exc.message}. "
+            "It was not resent.",
+            due_at=None,
+        )
+        _alert(f"Conversion {conversion.pk} needs attention: submit outcome unknown.")
+    else:
+        with transaction.atomic():
+            if _move_conversion(
+                conversion,
+                [State.SUBMITTING],
+                State.PENDING,
+                upstream_task_id=submitted.task_id,
+                due_at=now + timedelta(seconds=max(planner.min_interval(), 15 * _duration_scale())),
+                deliveries=0,
+            ):
+                _conversion_ledger(
+                    conversion,
+                    LedgerEntry.Kind.RELEASE,
+                    conversion.credit_estimate,
+                    "hold became a charge",
+                )
+                _conversion_ledger(
+                    conversion,
+                    LedgerEntry.Kind.CHARGE,
+                    -conversion.credit_estimate,
+                    f"convert task {submitted.task_id}",
+                )
+
+
+def _duration_scale():
+    from django.conf import settings as django_settings
+
+    return django_settings.PLANNER_DURATION_SCALE
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=330, ignore_result=True)
+def poll_conversion(conversion_id, claim=None):
+    """Ask how a conversion is doing; store its file once it is done."""
+    from .models import Asset, Conversion
+
+    conversion = _conversion_step(conversion_id, claim, list(POLLING_STATES))
+    if conversion is None:
+        return
+    now = timezone.now()
+    decision = get_limiter().acquire()
+    if not decision.allowed:
+        Conversion.objects.filter(pk=conversion.pk).update(
+            claim="", due_at=now + timedelta(seconds=decision.wait)
+        )
+        return
+    retry_at = now + timedelta(seconds=max(planner.min_interval(), 5 * _duration_scale()))
+    try:
+        status = client().status(conversion.upstream_task_id)
+    except RateLimited as exc:
+        get_limiter().block(exc.retry_after)
+        Conversion.objects.filter(pk=conversion.pk).update(
+            claim="", due_at=now + timedelta(seconds=exc.retry_after)
+        )
+        return
+    except (Rejected, NotSent, Unavailable, Ambiguous) as exc:
+        log.warning("conversion %s: poll failed: %s", conversion_id, exc.message)
+        Conversion.objects.filter(pk=conversion.pk).update(claim="", due_at=retry_at)
+        return
+    if status.status == "FAILED":
+        _fail_conversion(
+            conversion,
+            list(POLLING_STATES),
+            status.failure_reason or "The convert tool failed without a reason.",
+            charged=True,
+        )
+        return
+    url = next((r.url for r in status.results if r.url), None)
+    if status.status != "FINISHED" or url is None:
+        state = State.IN_PROGRESS if status.status == "IN_PROGRESS" else conversion.state
+        _move_conversion(
+            conversion,
+            list(POLLING_STATES),
+            state,
+            progress=max(conversion.progress, min(99, int(status.progress or 0))),
+            due_at=retry_at,
+            deliveries=0,
+        )
+        return
+    try:
+        downloaded = ingest.download(url)
+    except (ingest.AssetRefused, ingest.AssetExpired) as exc:
+        _fail_conversion(
+            conversion, list(POLLING_STATES), f"The converted file: {exc}", charged=True
+        )
+        return
+    except ingest.AssetUnavailable:
+        Conversion.objects.filter(pk=conversion.pk).update(claim="", due_at=retry_at)
+        return
+    fmt = conversion.output_format
+    name = ingest.store(downloaded.path, conversion.generation_id, fmt)
+    with transaction.atomic():
+        asset, _ = Asset.objects.get_or_create(
+            generation_id=conversion.generation_id,
+            original_name=f"conversion:{fmt}:{conversion.pk}",
+            defaults={
+                "role": Asset.Role.CONVERTED,
+                "file": name,
+                "format": fmt,
+                "bytes": downloaded.bytes,
+                "sha256": downloaded.sha256,
+            },
+        )
+        _move_conversion(
+            conversion,
+            list(POLLING_STATES),
+            State.FINISHED,
+            progress=100,
+            asset=asset,
+            finished_at=timezone.now(),
+            due_at=None,
+        )
+
+
+def dispatch_conversions(now, budget_left, limit=50):
+    """Hand out due conversion steps: polls first, then submits, within the rate budget."""
+    from .models import Conversion
+
+    # A worker that died while submitting: the upstream may have accepted and
+    # charged it, so it is never resent; a person decides.
+    for conversion in Conversion.objects.filter(state=State.SUBMITTING, due_at__lt=now)[:limit]:
+        if _move_conversion(
+            conversion,
+            [State.SUBMITTING],
+            State.NEEDS_ATTENTION,
+            failure_reason="The worker stopped while sending it to the convert tool; "
+            "it was not resent.",
+            due_at=None,
+        ):
+            _alert(f"Conversion {conversion.pk} needs attention: submit outcome unknown.")
+    sent = 0
+    steps = [
+        (list(POLLING_STATES), poll_conversion, CONVERSION_POLL_LEASE),
+        ([State.QUEUED], submit_conversion, _lease("STEP_LEASE")),
+    ]
+    for states, task, lease in steps:
+        if budget_left - sent <= 0:
+            break
+        due = Conversion.objects.filter(state__in=states, due_at__lte=now).order_by("due_at")[
+            : min(limit, budget_left - sent)
+        ]
+        for conversion in due:
+            if conversion.deliveries >= MAX_DELIVERIES + 2:
+                _move_conversion(
+                    conversion,
+                    states,
+                    State.NEEDS_ATTENTION,
+                    failure_reason="Its work was started too often without finishing.",
+                    due_at=None,
+                )
+                continue
+            token = uuid.uuid4().hex
+            won = Conversion.objects.filter(
+                pk=conversion.pk, state=conversion.state, due_at=conversion.due_at
+            ).update(claim=token, due_at=now + lease, deliveries=F("deliveries") + 1)
+            if won == 1:
+                task.delay(conversion.pk, token)
+                sent += 1
+    return sent

@@ -319,6 +319,12 @@ class UpstreamClient:
             rate_limit = None
         return Wallet(balance=balance, rate_limit=rate_limit)
 
+    def convert(self, model_url: str, output_format: str) -> Submitted:
+        """Start the convert tool (async, charged like a submit: same errors, same care)."""
+        return self.submit(
+            "/v1/tools/convert/", {"model_url": model_url, "output_format": output_format}
+        )
+
 
 def _looks_like_connect_failure(text: str) -> bool:
     markers = (

@@ -1,96 +1,331 @@
+"""The members' workspace: home, new generation, generation page, history, downloads.
+
+Every view that takes an id opens with ``_get_generation_for_user``: members
+see the team's generations; acting on one (regenerate, duplicate, convert,
+capture a poster) is for its owner or an admin. One view serves a page and
+its fragments: with ``HX-Request`` only the swapped partial is rendered.
+"""
+
+import hashlib
 import uuid
+from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET
-from django_htmx.http import HttpResponseStopPolling
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
-from . import planner
-from .forms import CostForm, RapidTextForm
-from .models import Asset, Generation, State
+from . import conversions, planner, pricing
+from .forms import (
+    ActionForm,
+    ConvertForm,
+    CostForm,
+    GenerationForm,
+    HistoryFilterForm,
+    PosterForm,
+    SelectionForm,
+)
+from .models import (
+    IN_FLIGHT_STATES,
+    Asset,
+    BudgetExceeded,
+    Conversion,
+    Generation,
+    LedgerEntry,
+    ReferenceImage,
+    State,
+)
+
+PAGE_SIZE = 24
+CONTENT_TYPES = {
+    "glb": "model/gltf-binary",
+    "zip": "application/zip",
+    "stl": "model/stl",
+    "ply": "application/octet-stream",
+    "fbx": "application/octet-stream",
+    "usdz": "model/vnd.usdz+zip",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+}
 
 
-def _get_generation_for_user(request, pk):
-    """The generation if this user may see it, else 404 (never reveal that it exists)."""
+def can_act(user, generation):
+    """Only the owner, or an admin (the Admins role resolves and acts on anyone's), may act."""
+    return generation.owner_id == user.pk or user.has_perm("generations.resolve_generation")
+
+
+def _get_generation_for_user(request, pk, act=False):
+    """The generation if this user may see it, else 404 (never reveal that it exists).
+
+    With ``act``, also PermissionDenied unless the user may act on it.
+    """
     queryset = (
         Generation.objects.visible_to(request.user)
         .select_related("owner")
         .prefetch_related("assets")
     )
-    return get_object_or_404(queryset, pk=pk)
+    generation = get_object_or_404(queryset, pk=pk)
+    if act and not can_act(request.user, generation):
+        raise PermissionDenied("Only the owner or an admin can do this.")
+    return generation
+
+
+def _remaining_budget(user):
+    # Budgets are another engineer's work; show the figure once it exists.
+    remaining_budget = getattr(pricing, "remaining_budget", None)
+    return None if remaining_budget is None else remaining_budget(user)
+
+
+# --- home ----------------------------------------------------------------------------------
 
 
 @login_required
 @require_GET
-def generation_list(request):
-    generations = (
-        Generation.objects.visible_to(request.user)
+def home(request):
+    """The member's generations in flight and this month's spend."""
+    in_flight = list(
+        Generation.objects.filter(
+            owner=request.user, state__in=[*IN_FLIGHT_STATES, State.NEEDS_ATTENTION]
+        )
         .select_related("owner")
-        .prefetch_related("assets")
+        .order_by("-created_at")[:20]
     )
-    page = Paginator(generations, 25).get_page(request.GET.get("page"))
-    return render(request, "generations/list.html", {"page": page})
+    context = {"in_flight": in_flight}
+    if request.htmx:
+        response = render(request, "generations/home.html#in-flight", context)
+        if not any(g.state in IN_FLIGHT_STATES for g in in_flight):
+            return HttpResponseStopPolling(response.content)
+        return response
+    month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    # Holds and charges are negative, releases and refunds positive: spend is minus the sum.
+    spent = -LedgerEntry.objects.filter(user=request.user, created_at__gte=month_start).balance()
+    recent = list(
+        Generation.objects.visible_to(request.user)
+        .filter(state=State.FINISHED)
+        .select_related("owner")
+        .prefetch_related(_thumbnails(), "images")
+        .order_by("-finished_at", "-id")[:6]
+    )
+    context.update(
+        spent=spent,
+        month_start=month_start,
+        remaining=_remaining_budget(request.user),
+        recent=recent,
+    )
+    return render(request, "generations/home.html", context)
+
+
+# --- new generation ------------------------------------------------------------------------
 
 
 @login_required
 @permission_required("generations.add_generation", raise_exception=True)
 def generation_new(request):
+    """The form for one catalogue combination; htmx swaps it when the selection changes.
+
+    GET without JavaScript is the same: the "Show options" button submits the
+    form by GET, and the selection and whatever was typed come back.
+    """
     if request.method == "POST":
-        form = RapidTextForm(request.POST)
+        selection = SelectionForm(request.POST)
+        spec, mode, edition = selection.combination()
+        source = _source(request, selection.source_pk())
+        form = GenerationForm(
+            request.POST, request.FILES, spec=spec, mode=mode, edition=edition, source=source
+        )
         if form.is_valid():
             generation = _create_generation(request.user, form)
-            return redirect("generations:detail", pk=generation.pk)
+            if generation is not None:
+                url = reverse("generations:detail", args=[generation.pk])
+                if request.htmx:
+                    return HttpResponseClientRedirect(url)
+                return redirect(url)
     else:
-        form = RapidTextForm(initial={"form_token": uuid.uuid4()})
-    total, breakdown = form.provider.price("text", {"enable_pbr": form["enable_pbr"].value()})
-    return render(
-        request,
-        "generations/new.html",
-        {"form": form, "total": total, "breakdown": breakdown, "provider": form.provider},
-    )
+        selection = SelectionForm(request.GET)
+        spec, mode, edition = selection.combination()
+        source = _source(request, selection.source_pk())
+        if source is not None and not request.GET.keys() - {"source"}:
+            initial = _initial_from(source)
+            spec, mode, edition = source.provider_spec, source.mode, source.edition
+        else:
+            # The member's values survive a change of selection.
+            sent = GenerationForm(request.GET, spec=spec, mode=mode, edition=edition)
+            initial = sent.carried_values() if request.GET else {}
+        initial.setdefault("form_token", uuid.uuid4())
+        if source is not None:
+            initial["source"] = source.pk
+        form = GenerationForm(initial=initial, spec=spec, mode=mode, edition=edition, source=source)
+    context = {
+        "form": form,
+        "spec": spec,
+        "source": source,
+        "estimate": pricing.estimate(spec.key, mode, _initial_options(form), edition),
+        "remaining": _remaining_budget(request.user),
+    }
+    if request.htmx:
+        response = render(request, "generations/new.html#generation-form", context)
+        if request.method == "GET":
+            query = {"provider": spec.key, "mode": mode, "edition": edition}
+            if source is not None:
+                query["source"] = source.pk
+            push_url(response, f"{reverse('generations:new')}?{_urlencode(query)}")
+        return response
+    return render(request, "generations/new.html", context)
+
+
+def _urlencode(query):
+    return urlencode({k: v for k, v in query.items() if v})
+
+
+def _source(request, pk):
+    """The generation a form regenerates: one the member may act on, else 404/403."""
+    if pk is None:
+        return None
+    return _get_generation_for_user(request, pk, act=True)
+
+
+def _initial_from(generation):
+    """A form's initial values that repeat ``generation``'s request."""
+    initial = {"prompt": generation.prompt}
+    spec = generation.provider_spec
+    offered = {opt.name: opt for opt in spec.options_for(generation.mode, generation.edition)}
+    for name, value in (generation.options or {}).items():
+        if name in offered:
+            initial[name] = value if offered[name].kind in ("bool", "int") else str(value)
+    return initial
+
+
+def _initial_options(form):
+    """The options a form shows (bound: as sent; unbound: its initial values), for the price."""
+    if form.is_bound:
+        return form.raw_options()
+    return {name: form[name].value() for name in form.option_names}
 
 
 def _create_generation(user, form):
-    generation = Generation.objects.create_queued(
-        owner=user,
-        provider=form.provider.key,
-        mode="text",
-        prompt=form.cleaned_data["prompt"],
-        options=form.options(),
-        form_token=form.cleaned_data["form_token"],
-    )
+    """Save the generation, or put the reason on the form (nothing typed is lost)."""
+    try:
+        generation = Generation.objects.create_queued(
+            owner=user,
+            provider=form.spec.key,
+            mode=form.mode,
+            edition=form.edition,
+            prompt=form.cleaned_data.get("prompt", ""),
+            options=form.options(),
+            form_token=form.cleaned_data["form_token"],
+            images=form.clean_images,
+        )
+    except BudgetExceeded as exc:
+        form.add_error(None, exc.message)
+        return None
     if generation is None:
         raise Http404("This form was already used by someone else.")
+    if form.source_generation is not None and generation.previous_version_id is None:
+        # A double click returns the first generation; linking it again is harmless.
+        Generation.objects.filter(pk=generation.pk).update(previous_version=form.source_generation)
     return generation
 
 
 @login_required
 @require_GET
 def generation_cost(request):
-    form = CostForm(request.GET)
-    total, breakdown = form.price()
-    return render(request, "generations/new.html#cost", {"total": total, "breakdown": breakdown})
+    """The live cost of the form as it stands, next to the remaining monthly budget."""
+    spec, mode, edition = SelectionForm(request.GET).combination()
+    form = CostForm(request.GET, spec=spec, mode=mode, edition=edition)
+    form.is_valid()
+    context = {
+        "estimate": pricing.estimate(spec.key, mode, form.options(), edition),
+        "remaining": _remaining_budget(request.user),
+    }
+    return render(request, "generations/new.html#cost", context)
+
+
+# --- generation page -----------------------------------------------------------------------
 
 
 @login_required
 @require_GET
 def generation_detail(request, pk):
+    """The page, the polled status card, or the polled conversions (by ``HX-Target``)."""
     generation = _get_generation_for_user(request, pk)
+    if request.htmx and request.htmx.target == "conversions":
+        context = _conversions_context(generation, request.user)
+        response = render(request, "generations/detail.html#conversions", context)
+        if not context["converting"]:
+            return HttpResponseStopPolling(response.content)
+        return response
+    assets = list(generation.assets.all())
     context = {
         "generation": generation,
         "model": generation.glb_asset,
-        "assets": list(generation.assets.all()),
+        "assets": [a for a in assets if a.role != Asset.Role.CONVERTED],
+        "thumbnail": next((a for a in assets if a.role == Asset.Role.THUMBNAIL), None),
         "eta": None if generation.is_final else planner.estimated_finish(generation),
         "queue_position": _queue_position(generation),
+        "can_act": can_act(request.user, generation),
     }
+    if generation.state == State.FINISHED:
+        context.update(_conversions_context(generation, request.user))
     if request.htmx:
         response = render(request, "generations/detail.html#status-card", context)
         if generation.is_final or generation.state == State.NEEDS_ATTENTION:
             return HttpResponseStopPolling(response.content)
         return response
+    context.update(
+        duplicate_form=ActionForm(),
+        duplicate_cost=pricing.estimate(
+            generation.provider, generation.mode, generation.options, generation.edition
+        ).total,
+        option_rows=_option_rows(generation),
+        previous=generation.previous_version_id,
+        next_versions=list(generation.next_versions.values_list("pk", flat=True)),
+    )
     return render(request, "generations/detail.html", context)
+
+
+def _option_rows(generation):
+    """(label, value in words) of the options the generation was made with."""
+    spec = generation.provider_spec
+    rows = []
+    for name, value in (generation.options or {}).items():
+        try:
+            label = spec.option(name).label
+        except KeyError:
+            label = name
+        if isinstance(value, bool):
+            value = "Yes" if value else "No"
+        rows.append((label, value))
+    return rows
+
+
+def _conversions_context(generation, user):
+    rows = list(Conversion.objects.filter(generation=generation).select_related("asset"))
+    done = {c.output_format for c in rows}
+    return {
+        "generation": generation,
+        "conversions": rows,
+        "converting": any(c.state in IN_FLIGHT_STATES for c in rows),
+        "convert_form": ConvertForm(),
+        "convertible": [
+            (fmt, label)
+            for fmt, label in [
+                *conversions.LOCAL_FORMATS.items(),
+                *conversions.UPSTREAM_FORMATS.items(),
+            ]
+            if fmt not in done
+        ],
+        "can_act": can_act(user, generation),
+    }
 
 
 def _queue_position(generation):
@@ -103,15 +338,165 @@ def _queue_position(generation):
 
 
 @login_required
+@require_POST
+def generation_convert(request, pk):
+    """Convert the model: local formats at once, FBX/USDZ queued for the convert tool."""
+    generation = _get_generation_for_user(request, pk, act=True)
+    form = ConvertForm(request.POST)
+    if form.is_valid():
+        try:
+            conversion = conversions.request(
+                generation, form.cleaned_data["output_format"], request.user
+            )
+        except conversions.ConversionRefused as exc:
+            messages.error(request, exc.message)
+        else:
+            if conversion.state == State.FAILED:
+                messages.error(request, conversion.failure_reason)
+    else:
+        messages.error(request, "Choose one of the listed formats.")
+    if request.htmx:
+        context = _conversions_context(generation, request.user)
+        context["messages_inline"] = True
+        return render(request, "generations/detail.html#conversions", context)
+    return redirect("generations:detail", pk=generation.pk)
+
+
+@login_required
+@permission_required("generations.add_generation", raise_exception=True)
+@require_POST
+def generation_duplicate(request, pk):
+    """The same request again, as a new generation (double-click safe by its form token)."""
+    generation = _get_generation_for_user(request, pk, act=True)
+    form = ActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The form expired; please try again.")
+        return redirect("generations:detail", pk=generation.pk)
+    try:
+        copy = Generation.objects.create_queued(
+            owner=request.user,
+            provider=generation.provider,
+            mode=generation.mode,
+            edition=generation.edition,
+            prompt=generation.prompt,
+            options=generation.options,
+            form_token=form.cleaned_data["form_token"],
+            images=_stored_images(generation),
+        )
+    except BudgetExceeded as exc:
+        messages.error(request, exc.message)
+        return redirect("generations:detail", pk=generation.pk)
+    if copy is None:
+        raise Http404("This form was already used by someone else.")
+    return redirect("generations:detail", pk=copy.pk)
+
+
+def _stored_images(generation):
+    """The generation's reference images as ``(slot, CleanImage)``; already cleaned once."""
+    from .images import CleanImage
+
+    result = []
+    for image in generation.images.all():
+        with image.file.open("rb") as fh:
+            data = fh.read()
+        mime = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[image.format]
+        result.append((image.slot, CleanImage(data, image.format, image.width, image.height, mime)))
+    return result
+
+
+@login_required
+@require_POST
+def generation_poster(request, pk):
+    """Keep a poster captured from the viewer, when the upstream sent no thumbnail."""
+    generation = _get_generation_for_user(request, pk, act=True)
+    if generation.state != State.FINISHED:
+        raise PermissionDenied("Only a finished generation has a poster.")
+    form = PosterForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return HttpResponseBadRequest(" ".join(form.errors.get("poster", ["Invalid poster."])))
+    if any(a.role == Asset.Role.THUMBNAIL for a in generation.assets.all()):
+        return HttpResponse(status=204)
+    image = form.cleaned_data["poster"]
+    try:
+        with transaction.atomic():
+            Asset.objects.create(
+                generation=generation,
+                role=Asset.Role.THUMBNAIL,
+                file=ContentFile(image.data, name=f"{uuid.uuid4().hex}.{image.format}"),
+                format=image.format,
+                # One poster per generation: the unique name makes a second capture a no-op.
+                original_name="poster:captured",
+                bytes=len(image.data),
+                sha256=hashlib.sha256(image.data).hexdigest(),
+            )
+    except IntegrityError:
+        pass
+    return HttpResponse(status=204)
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def _thumbnails():
+    return Prefetch(
+        "assets",
+        queryset=Asset.objects.filter(role=Asset.Role.THUMBNAIL).order_by("id"),
+        to_attr="thumbnails",
+    )
+
+
+@login_required
+@require_GET
+def generation_list(request):
+    """The team's generations, filtered, sorted and paged by a GET form (shareable URLs)."""
+    form = HistoryFilterForm(request.GET)
+    generations = form.filter(
+        Generation.objects.visible_to(request.user)
+        .select_related("owner")
+        .prefetch_related(_thumbnails(), "images")
+    )
+    page = Paginator(generations, PAGE_SIZE).get_page(form.page_number())
+    context = {"form": form, "page": page}
+    if request.htmx:
+        return render(request, "generations/list.html#results", context)
+    return render(request, "generations/list.html", context)
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def _stream(file, filename, fmt, inline):
+    response = FileResponse(file.open("rb"), as_attachment=not inline, filename=filename)
+    response["Content-Type"] = CONTENT_TYPES.get(fmt, "application/octet-stream")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
 @require_GET
 def asset_download(request, pk, asset_pk, inline=False):
     """Stream a stored file, authorised like the generation's page."""
     generation = _get_generation_for_user(request, pk)
     asset = get_object_or_404(Asset, pk=asset_pk, generation=generation)
-    extension = asset.format if asset.format != "jpeg" else "jpg"
-    filename = f"generation-{generation.pk}-{asset.role}-{asset.pk}.{extension}"
-    response = FileResponse(asset.file.open("rb"), as_attachment=not inline, filename=filename)
-    if asset.format == "glb":
-        response["Content-Type"] = "model/gltf-binary"
-    response["X-Content-Type-Options"] = "nosniff"
+    extension = {"jpeg": "jpg"}.get(asset.format, asset.format)
+    role = asset.role
+    conversion = Conversion.objects.filter(asset=asset).only("output_format").first()
+    if conversion is not None:
+        role = conversion.output_format
+        if conversion.output_format == "obj":
+            role = "obj"
+    filename = f"generation-{generation.pk}-{role}-{asset.pk}.{extension}"
+    return _stream(asset.file, filename, asset.format, inline)
+
+
+@login_required
+@require_GET
+def reference_image(request, pk, image_pk):
+    """A reference image of a generation, shown inline, authorised like its page."""
+    generation = _get_generation_for_user(request, pk)
+    image = get_object_or_404(ReferenceImage, pk=image_pk, generation=generation)
+    extension = {"jpeg": "jpg"}.get(image.format, image.format)
+    filename = f"generation-{generation.pk}-{image.slot}.{extension}"
+    response = _stream(image.file, filename, image.format, inline=True)
+    response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -35,7 +35,7 @@ echo "== migrations"
 .venv/bin/python manage.py makemigrations --check --dry-run
 echo "== deploy checks (production settings)"
 DJANGO_DEBUG=0 DJANGO_SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
-  DJANGO_ALLOWED_HOSTS=studio.example.com STUDIO_API_KEY=ci-sentinel-key \
+  DJANGO_ALLOWED_HOSTS=studio.example.com STUDIO_API_KEY=ci-sentinel-key EMAIL_HOST=smtp.example.com \
   .venv/bin/python manage.py check --deploy --fail-level WARNING
 echo "== tests"
 mkdir -p test-artifacts

@@ -27,8 +27,8 @@ def _beat_schedule():
         # killed worker, far overdue; and remove temp files of killed downloads.
         "sweep stuck work": {
             "task": "generations.tasks.sweep",
-            "schedule": 30.0,
-            "options": {"expires": 60.0},
+            "schedule": settings.SWEEP_INTERVAL,
+            "options": {"expires": settings.SWEEP_INTERVAL * 2},
         },
         # The wallet (balance for reconciliation, the key's rate limit) every
         # ten minutes; the task itself only calls when the budget has room.
@@ -36,6 +36,14 @@ def _beat_schedule():
             "task": "generations.tasks.refresh_wallet",
             "schedule": 600.0,
             "options": {"expires": 300.0},
+        },
+        # Review notifications: announce newly finished/failed generations and send
+        # one batched mail per person. Every REVIEW_NOTIFY_INTERVAL (5 minutes by
+        # default): often enough to be timely, rare enough not to flood inboxes.
+        "notify reviewers and members": {
+            "task": "reviews.tasks.notify",
+            "schedule": settings.REVIEW_NOTIFY_INTERVAL,
+            "options": {"expires": settings.REVIEW_NOTIFY_INTERVAL},
         },
     }
 

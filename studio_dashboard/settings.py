@@ -6,10 +6,12 @@ sandbox upstream. With DJANGO_DEBUG=0 the process refuses to start without a
 real secret key and allowed hosts.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from .env import env_bool, env_float, env_int, env_list, env_secret, env_str
 
@@ -41,6 +43,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "generations",
+    "credits",
+    "reviews",
 ]
 
 MIDDLEWARE = [
@@ -50,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Names the person acting in audit entries written by signals (role changes).
+    "reviews.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -69,6 +75,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "generations.context_processors.studio",
+                "credits.context_processors.budget_warning",
+                "reviews.context_processors.reviews",
             ],
         },
     },
@@ -123,8 +131,12 @@ STORAGES = {
 # GLB and WASM decoders must go out with the right type for model-viewer.
 WHITENOISE_MIMETYPES = {".glb": "model/gltf-binary", ".wasm": "application/wasm"}
 
+# Uploads above this go to a temporary file, not memory (reference images are up to 20 MB).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Non-file form data only (files are not counted): a prompt and options are a few kB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The most views a form takes (Hunyuan Pro 3.1: 8); more files in one request is refused (400).
+DATA_UPLOAD_MAX_NUMBER_FILES = 8
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -157,6 +169,14 @@ else:
     # never use countdowns longer than a few seconds (due times live in the
     # database), and every task's hard time limit stays well below it.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Publish through the anonymous (default) exchange straight to the queue. On
+# Redis, named exchanges route through binding keys that a FLUSHALL or a Redis
+# restart without persistence wipes, silently dropping every later message;
+# the default exchange needs no binding, so the doorbells keep ringing.
+CELERY_TASK_QUEUES = (Queue("celery", Exchange("", type="direct"), routing_key="celery"),)
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_DEFAULT_EXCHANGE = ""
+CELERY_TASK_DEFAULT_ROUTING_KEY = "celery"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -198,8 +218,67 @@ if RATE_LIMITER not in {"redis", "database"}:
 # until our own history has enough finished generations. Tests and demos run
 # the sandbox with a time scale and set the same factor here.
 PLANNER_DURATION_SCALE = env_float("PLANNER_DURATION_SCALE", 1.0, minimum=0.0001)
+# "adaptive" (see generations/planner.py) or "fixed": poll every
+# FIXED_POLL_INTERVAL seconds, the naive baseline of the pipeline benchmark.
+PLANNER_MODE = env_str("PLANNER_MODE", "adaptive")
+if PLANNER_MODE not in {"adaptive", "fixed"}:
+    raise ImproperlyConfigured("PLANNER_MODE must be 'adaptive' or 'fixed'")
+FIXED_POLL_INTERVAL = env_float("FIXED_POLL_INTERVAL", 10.0, minimum=0.1)
 # How often the dispatcher runs (beat), in seconds.
 DISPATCH_INTERVAL = env_float("DISPATCH_INTERVAL", 2.0, minimum=0.1)
+# How often the sweep recovers stuck work, in seconds.
+SWEEP_INTERVAL = env_float("SWEEP_INTERVAL", 30.0, minimum=0.5)
+# A dispatched step (poll, submit) that has not finished within its lease is
+# dispatched again (its worker died or its message was lost). Each lease is
+# longer than the step's hard time limit, so a step still running is never
+# handed out twice. Ingest downloads big files and gets a longer lease.
+STEP_LEASE = env_float("STEP_LEASE", 90.0, minimum=1.0)
+INGEST_LEASE = env_float("INGEST_LEASE", 1000.0, minimum=1.0)
+# A row still SUBMITTING after this long had its worker die mid-submit: the
+# upstream may have accepted it, so the sweep sends it to a person.
+SUBMIT_DEADLINE = env_float("SUBMIT_DEADLINE", 300.0, minimum=1.0)
+
+# --- Credits ------------------------------------------------------------------
+# The spend and wallet pages warn when the upstream wallet is below this many credits.
+LOW_BALANCE_WARNING = env_int("LOW_BALANCE_WARNING", 500, minimum=0)
+
+# --- Reviews, notifications and mail --------------------------------------------
+# May a reviewer approve a generation they made themselves? (An admin decision.)
+REVIEW_ALLOW_SELF_APPROVAL = env_bool("REVIEW_ALLOW_SELF_APPROVAL", False)
+# How often (seconds) finished/failed generations are announced and mail is batched.
+REVIEW_NOTIFY_INTERVAL = env_float("REVIEW_NOTIFY_INTERVAL", 300.0, minimum=5.0)
+# How far back the announcement scan looks for finished and failed generations.
+REVIEW_EVENT_LOOKBACK = timedelta(hours=env_int("REVIEW_EVENT_LOOKBACK_HOURS", 48, minimum=1))
+# Links in mails point here.
+STUDIO_BASE_URL = env_str("STUDIO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Mail goes to the console unless an SMTP host is set (Django 6.1's MAILERS;
+# the EMAIL_* settings it replaces are deprecated).
+EMAIL_HOST = env_str("EMAIL_HOST")
+if EMAIL_HOST:
+    _mail_use_tls = env_bool("EMAIL_USE_TLS", True)
+    _mail_use_ssl = env_bool("EMAIL_USE_SSL", False)
+    if _mail_use_tls and _mail_use_ssl:
+        raise ImproperlyConfigured("Set at most one of EMAIL_USE_TLS and EMAIL_USE_SSL")
+    _mailer = {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": EMAIL_HOST,
+            "port": env_int("EMAIL_PORT", 587, minimum=1),
+            "username": env_str("EMAIL_HOST_USER"),
+            "password": env_secret("EMAIL_HOST_PASSWORD"),
+            "use_tls": _mail_use_tls,
+            "use_ssl": _mail_use_ssl,
+            "timeout": env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1),
+        },
+    }
+elif not DEBUG:
+    # Notifications are part of the product: production does not start without mail.
+    raise ImproperlyConfigured("EMAIL_HOST must be set when DJANGO_DEBUG=0")
+else:
+    _mailer = {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+MAILERS = {"default": _mailer}
+del EMAIL_HOST
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Studio Dashboard <studio@localhost>")
 
 LOGGING = {
     "version": 1,

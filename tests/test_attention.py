@@ -57,7 +57,9 @@ def test_anonymous_is_sent_to_login(client, stuck):
 
 def test_giving_the_task_id_polls_it_and_charges_it_once(client, admin_user, stuck):
     client.force_login(admin_user)
-    response = resolve(client, stuck, action="task_id", task_id="0b7c1a52-aaaa-bbbb-cccc-1234567890ab")
+    response = resolve(
+        client, stuck, action="task_id", task_id="0b7c1a52-aaaa-bbbb-cccc-1234567890ab"
+    )
     assert response.status_code == 302
     stuck.refresh_from_db()
     assert stuck.state == State.PENDING

@@ -4,7 +4,6 @@ Leases and deadlines are shortened (seconds instead of minutes) so recovery is
 visible within a test; the mechanisms are the production ones.
 """
 
-import signal
 import time
 import uuid
 
@@ -133,7 +132,11 @@ def test_the_upstream_never_sees_more_than_its_limit_in_a_window(tmp_path, setti
         tmp_path,
         rate_limit=3,
         sandbox_args=["--rate-window", str(window)],
-        extra_env={**FAST_RECOVERY, "UPSTREAM_RATE_WINDOW": str(window), "UPSTREAM_RATE_LIMIT": "3"},
+        extra_env={
+            **FAST_RECOVERY,
+            "UPSTREAM_RATE_WINDOW": str(window),
+            "UPSTREAM_RATE_LIMIT": "3",
+        },
     )
     settings.MEDIA_ROOT = stack.media
     try:

@@ -348,3 +348,21 @@ def test_two_dispatchers_at_once_hand_each_step_out_once(
     for t in threads:
         t.join()
     assert sorted(sent) == sorted(g.pk for g in rows)
+
+
+def test_a_request_that_cannot_be_prepared_is_requeued_not_stuck(
+    sandbox_server, member, monkeypatch
+):
+    generation = queue(member)
+
+    def broken(*args, **kwargs):
+        raise FileNotFoundError("reference image missing")
+
+    monkeypatch.setattr(type(generation.provider_spec), "request_body", broken)
+    with pytest.raises(FileNotFoundError):
+        tasks.submit_generation(generation.pk)
+    generation.refresh_from_db()
+    assert generation.state == State.QUEUED
+    assert generation.due_at > timezone.now()
+    assert "could not prepare" in generation.attention_reason
+    assert upstream_calls(sandbox_server, "submit") == []

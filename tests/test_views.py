@@ -11,6 +11,9 @@ from generations.models import Asset, Generation, State
 pytestmark = pytest.mark.django_db
 
 
+RAPID_TEXT = {"provider": "hunyuan_rapid", "mode": "text"}
+
+
 def make_generation(owner, **fields):
     defaults = {"provider": "hunyuan_rapid", "prompt": "a red chair", "credit_estimate": 35}
     defaults.update(fields)
@@ -45,7 +48,7 @@ def test_the_new_form_shows_the_cost(member_client):
 
 def test_the_cost_fragment_updates_with_pbr(member_client):
     response = member_client.get(
-        reverse("generations:cost"), {"enable_pbr": "on"}, HTTP_HX_REQUEST="true"
+        reverse("generations:cost"), {**RAPID_TEXT, "enable_pbr": "on"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200
     assert b'id="cost"' in response.content
@@ -61,7 +64,7 @@ def test_submitting_saves_a_queued_generation_and_rings_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         response = member_client.post(
             reverse("generations:new"),
-            {"prompt": "  a blue vase  ", "enable_pbr": "on", "form_token": token},
+            {**RAPID_TEXT, "prompt": "  a blue vase  ", "enable_pbr": "on", "form_token": token},
         )
     generation = Generation.objects.get()
     assert response.status_code == 302
@@ -77,7 +80,7 @@ def test_submitting_saves_a_queued_generation_and_rings_after_commit(
 def test_a_double_click_makes_one_generation(
     member_client, doorbell, django_capture_on_commit_callbacks
 ):
-    data = {"prompt": "a mug", "form_token": uuid.uuid4()}
+    data = {**RAPID_TEXT, "prompt": "a mug", "form_token": uuid.uuid4()}
     with django_capture_on_commit_callbacks(execute=True):
         first = member_client.post(reverse("generations:new"), data)
         second = member_client.post(reverse("generations:new"), data)
@@ -99,7 +102,7 @@ def test_a_double_click_makes_one_generation(
 def test_bad_input_gets_a_clear_error_and_loses_nothing(
     member_client, doorbell, data, field, words
 ):
-    data = {"form_token": str(uuid.uuid4()), **data}
+    data = {**RAPID_TEXT, "form_token": str(uuid.uuid4()), **data}
     response = member_client.post(reverse("generations:new"), data)
     assert response.status_code == 200
     assert words in " ".join(response.context["form"].errors[field])
@@ -174,13 +177,15 @@ def test_a_finished_generation_shows_the_viewer_and_downloads(
     assert "attachment" not in inline.get("Content-Disposition", "")
 
 
-def test_another_members_generation_is_404_everywhere(
+def test_members_see_the_teams_generations_but_cannot_act_on_them(
     client, member, second_member, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "x.glb").write_bytes(b"glTF")
     generation = make_generation(member, state=State.FINISHED)
     asset = Asset.objects.create(
-        generation=generation, role="model", file="assets/x.glb", format="glb", bytes=1, sha256="x"
+        generation=generation, role="model", file="assets/x.glb", format="glb", bytes=4, sha256="x"
     )
     client.force_login(second_member)
     for url in [
@@ -188,8 +193,46 @@ def test_another_members_generation_is_404_everywhere(
         reverse("generations:asset", args=[generation.pk, asset.pk]),
         reverse("generations:asset-view", args=[generation.pk, asset.pk]),
     ]:
+        assert client.get(url).status_code == 200
+        assert client.get(url, HTTP_HX_REQUEST="true").status_code in (200, 286)
+    page = client.get(reverse("generations:detail", args=[generation.pk]))
+    assert b"Regenerate with changes" not in page.content
+    assert b"Duplicate" not in page.content
+    for url, data in [
+        (reverse("generations:duplicate", args=[generation.pk]), {"form_token": uuid.uuid4()}),
+        (reverse("generations:convert", args=[generation.pk]), {"output_format": "stl"}),
+        (reverse("generations:poster", args=[generation.pk]), {}),
+    ]:
+        assert client.post(url, data).status_code == 403
+        assert client.post(url, data, HTTP_HX_REQUEST="true").status_code == 403
+    assert client.get(reverse("generations:new"), {"source": generation.pk}).status_code == 403
+    assert Generation.objects.count() == 1
+
+
+def test_someone_without_a_role_sees_only_their_own(client, member, outsider, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    generation = make_generation(member, state=State.FINISHED)
+    asset = Asset.objects.create(
+        generation=generation, role="model", file="assets/x.glb", format="glb", bytes=1, sha256="x"
+    )
+    client.force_login(outsider)
+    for url in [
+        reverse("generations:detail", args=[generation.pk]),
+        reverse("generations:asset", args=[generation.pk, asset.pk]),
+        reverse("generations:asset-view", args=[generation.pk, asset.pk]),
+    ]:
         assert client.get(url).status_code == 404
         assert client.get(url, HTTP_HX_REQUEST="true").status_code == 404
+    assert client.post(reverse("generations:convert", args=[generation.pk])).status_code == 404
+    assert b"#%d" % generation.pk not in client.get(reverse("generations:list")).content
+
+
+def test_an_admin_may_act_on_anyones_generation(client, member, admin_user):
+    generation = make_generation(member, state=State.FINISHED)
+    client.force_login(admin_user)
+    page = client.get(reverse("generations:detail", args=[generation.pk]))
+    assert b"Regenerate with changes" in page.content
+    assert client.get(reverse("generations:new"), {"source": generation.pk}).status_code == 200
 
 
 def test_an_asset_of_another_generation_is_404(member_client, member):
@@ -214,13 +257,13 @@ def test_the_list_query_count_does_not_grow_with_rows(
 ):
     for i in range(3):
         make_generation(member, prompt=f"p{i}")
-    with django_assert_max_num_queries(8) as few:
+    with django_assert_max_num_queries(14) as few:
         member_client.get(reverse("generations:list"))
     for i in range(30):
         make_generation(member, prompt=f"q{i}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = member_client.get(reverse("generations:list"))
-    assert len(response.context["page"].object_list) == 25
+    assert len(response.context["page"].object_list) == 24
 
 
 def test_the_progress_fragment_uses_few_queries(
@@ -240,7 +283,7 @@ def test_htmx_posts_without_the_csrf_token_are_refused(member):
     strict.force_login(member)
     response = strict.post(
         reverse("generations:new"),
-        {"prompt": "x", "form_token": uuid.uuid4()},
+        {**RAPID_TEXT, "prompt": "x", "form_token": uuid.uuid4()},
         HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 403

@@ -1,5 +1,7 @@
 """A member logs in, submits a prompt, watches progress and sees the model load."""
 
+import re
+
 import pytest
 
 from generations.models import Generation, State
@@ -36,7 +38,8 @@ def test_a_member_turns_a_prompt_into_a_visible_model(page, live_server, stack, 
     )
     screenshot(page, "new-generation")
     page.click("button:has-text('Generate')")
-    page.wait_for_url("**/generations/*/")
+    # The form posts through htmx: wait for the redirect to the generation's own page.
+    page.wait_for_url(re.compile(r"/generations/\d+/$"))
     generation = Generation.objects.get()
     assert generation.credit_estimate == 55
 

@@ -1,0 +1,182 @@
+import csv
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from generations.models import LedgerEntry, WalletSnapshot
+
+from . import budgets, prices, reconcile, spend
+from .forms import AdjustmentForm, BudgetForm, PriceTableForm, SpendFilterForm
+from .models import Budget, PriceTable
+
+VIEW_SPEND = "generations.view_spend"
+
+
+def _require(request, perm):
+    """Refuse unless the user holds ``perm`` (checked in the view, not only hidden in menus)."""
+    if not request.user.has_perm(perm):
+        raise PermissionDenied
+
+
+@login_required
+@permission_required(VIEW_SPEND, raise_exception=True)
+@require_GET
+def spend_review(request):
+    form = SpendFilterForm(request.GET or None)
+    start, end, user, provider = form.filters()
+    if not form.is_bound:
+        form = SpendFilterForm(initial={"start": start, "end": end})
+    report = spend.report(start, end, user=user, provider=provider)
+    query = request.GET.urlencode()
+    return render(
+        request,
+        "credits/spend.html",
+        {
+            "form": form,
+            "report": report,
+            "chart": spend.chart_svg(report.days),
+            "query": query,
+            "wallet": WalletSnapshot.objects.order_by("-fetched_at", "-id").first(),
+            "low_balance_threshold": settings.LOW_BALANCE_WARNING,
+        },
+    )
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value):
+        return value
+
+
+CSV_HEADER = [
+    "id",
+    "created_at",
+    "kind",
+    "user",
+    "provider",
+    "edition",
+    "generation",
+    "conversion",
+    "amount",
+    "note",
+]
+
+
+@login_required
+@permission_required(VIEW_SPEND, raise_exception=True)
+@require_GET
+def ledger_csv(request):
+    form = SpendFilterForm(request.GET or None)
+    start, end, user, provider = form.filters()
+    rows = spend.ledger_rows(start, end, user=user, provider=provider)
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(CSV_HEADER)
+        # iterator(): rows stream from a server-side cursor, never all in memory.
+        for row in rows.iterator(chunk_size=2000):
+            values = list(row)
+            values[1] = values[1].isoformat()
+            values[5] = values[5] or ""
+            values[6] = values[6] or ""
+            values[7] = values[7] or ""
+            yield writer.writerow(values)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="ledger-{start}-to-{end}.csv"'
+    return response
+
+
+@login_required
+@permission_required(VIEW_SPEND, raise_exception=True)
+@require_GET
+def wallet(request):
+    latest = WalletSnapshot.objects.order_by("-fetched_at", "-id").first()
+    return render(
+        request,
+        "credits/wallet.html",
+        {
+            "intervals": reconcile.intervals(),
+            "latest": latest,
+            "low_balance": reconcile.low_balance(latest),
+            "low_balance_threshold": settings.LOW_BALANCE_WARNING,
+            "refused_402": reconcile.insufficient_credit_failures(),
+        },
+    )
+
+
+@login_required
+@permission_required(VIEW_SPEND, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def price_table(request):
+    version, table = prices.active()
+    if request.method == "POST":
+        _require(request, "credits.manage_prices")
+        form = PriceTableForm(request.POST, table=table)
+        if form.is_valid():
+            row = prices.publish(form.table(), user=request.user, note=form.cleaned_data["note"])
+            messages.success(request, f"Published price table v{row.version}.")
+            return redirect("credits:prices")
+    else:
+        form = PriceTableForm(table=table)
+    return render(
+        request,
+        "credits/prices.html",
+        {
+            "form": form,
+            "version": version,
+            "history": PriceTable.objects.select_related("created_by")[:20],
+            "can_edit": request.user.has_perm("credits.manage_prices"),
+        },
+    )
+
+
+@login_required
+@permission_required("credits.manage_budgets", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def budget_list(request):
+    if request.method == "POST":
+        form = BudgetForm(request.POST)
+        if form.is_valid():
+            _before, after = form.save(request.user)
+            messages.success(
+                request, "Budget removed." if after is None else f"Budget set to {after} credits."
+            )
+            return redirect("credits:budgets")
+    else:
+        form = BudgetForm()
+    rows = list(Budget.objects.select_related("user"))
+    spent = budgets.spent_this_month(rows)
+    return render(
+        request,
+        "credits/budgets.html",
+        {"form": form, "rows": [budgets.Usage(row, spent[row.pk]) for row in rows]},
+    )
+
+
+@login_required
+@permission_required("credits.make_adjustment", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def adjustment_new(request):
+    if request.method == "POST":
+        form = AdjustmentForm(request.POST)
+        if form.is_valid():
+            entry = form.save(request.user)
+            messages.success(
+                request, f"Adjusted {entry.user.get_username()} by {entry.amount} credits."
+            )
+            return redirect("credits:adjust")
+    else:
+        form = AdjustmentForm()
+    recent = (
+        LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ADJUSTMENT)
+        .select_related("user")
+        .order_by("-id")[:20]
+    )
+    return render(request, "credits/adjust.html", {"form": form, "recent": recent})
