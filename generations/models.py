@@ -180,6 +180,13 @@ class Generation(models.Model):
     polls = models.PositiveIntegerField(default=0)
     poll_errors = models.PositiveSmallIntegerField(default=0)
     finished_null_since = models.DateTimeField(null=True, blank=True)
+    # What the planner learns from (see planner.py). A poll that finds the result
+    # only says it finished *before* that poll, so the submit-to-seen time
+    # overstates the duration by however late we looked; these keep the
+    # precise observations apart from the late ones.
+    seen_running_at = models.DateTimeField(null=True, blank=True)
+    duration_estimate = models.FloatField(null=True, blank=True)  # from progress, seconds
+    observed_duration = models.FloatField(null=True, blank=True)  # seconds, when precise
 
     created_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -208,6 +215,17 @@ class Generation(models.Model):
             ),
             # A member's own list, newest first.
             models.Index(fields=["owner", "-created_at"], name="generation_owner_recent_idx"),
+            # The history list's default order (views.generation_list: newest first, 24 a
+            # page): read in index order and stop, instead of sorting every row.
+            models.Index(fields=["-created_at", "-id"], name="generation_recent_idx"),
+            # reviews.models.awaiting_review's count in the navigation: the finished ids,
+            # merge-anti-joined with the reviews' generation_id index, both index-only.
+            models.Index(
+                fields=["id"], name="generation_finished_idx", condition=Q(state="finished")
+            ),
+            # The newest state change: one index probe that tells the navigation's cached
+            # awaiting-review count that a generation finished (reviews.context_processors).
+            models.Index(fields=["state_changed_at"], name="generation_state_changed_idx"),
         ]
 
     def __str__(self):
@@ -318,9 +336,18 @@ class Generation(models.Model):
         state = State.IN_PROGRESS if upstream_status == "IN_PROGRESS" else self.state
         if state not in POLLING_STATES:
             state = State.PENDING
+        now = timezone.now()
+        learned = {}
+        if upstream_status != "FINISHED":
+            learned["seen_running_at"] = now
+            if progress and 5 <= progress < 100 and self.submitted_at:
+                # Progress rises with time upstream: elapsed / share done = duration.
+                elapsed = (now - self.submitted_at).total_seconds()
+                learned["duration_estimate"] = elapsed * 100 / progress
         self._transition(
             list(POLLING_STATES),
             state,
+            **learned,
             upstream_status=upstream_status[:40],
             progress=max(self.progress, min(100, max(0, int(progress or 0)))),
             due_at=next_poll_at,
@@ -332,6 +359,7 @@ class Generation(models.Model):
 
     def start_ingest(self, results, due_at):
         """PENDING/IN_PROGRESS -> INGESTING once the upstream reports the result."""
+        done_at = self.upstream_done_at or timezone.now()
         self._transition(
             list(POLLING_STATES),
             State.INGESTING,
@@ -341,9 +369,26 @@ class Generation(models.Model):
             polls=models.F("polls") + 1,
             upstream_status="FINISHED",
             progress=100,
-            upstream_done_at=self.upstream_done_at or timezone.now(),
+            upstream_done_at=done_at,
+            observed_duration=self._observed_duration(done_at),
             due_at=due_at,
         )
+
+    def _observed_duration(self, done_at):
+        """Submit-to-done seconds if we know them well, else None (not learned from).
+
+        Precise when the last poll that saw it running was close before the one
+        that saw it done (the midpoint is then within a few percent); otherwise
+        the upstream's own progress figure gives the estimate.
+        """
+        if not self.submitted_at:
+            return None
+        seen_done = (done_at - self.submitted_at).total_seconds()
+        if self.seen_running_at:
+            seen_running = (self.seen_running_at - self.submitted_at).total_seconds()
+            if seen_done - seen_running <= 0.15 * seen_done:
+                return (seen_running + seen_done) / 2
+        return self.duration_estimate
 
     def defer(self, due_at, expected=None, **fields):
         """Stay in the current state and act again at ``due_at`` (rate budget, backoff)."""

@@ -4,8 +4,9 @@ The upstream allows R calls a window, shared by submits and polls, and a
 generation cannot be seen before it finishes upstream. So:
 
 - Each provider has a duration profile (10th, 50th and 90th percentile of
-  submit-to-done), learned from our own finished generations; until there are
-  enough, the documented typical duration with a +-25% spread.
+  submit-to-done), learned from our own finished generations where the finish
+  was observed precisely (see Generation._observed_duration); until there are
+  enough, the documented typical duration (10th percentile at 60%, 90th at 125%).
 - When calls are scarce (submits are waiting for budget), the first poll comes
   at the 90th percentile: one poll nearly always finds the result, so a
   generation costs about two calls (submit + poll) and the queue drains at
@@ -55,23 +56,23 @@ def _duration_profile(provider_key: str) -> Profile:
     from .catalogue import PROVIDERS
     from .models import Generation, State
 
-    rows = (
+    # Only precise observations: a poll that found it done says little about when
+    # it finished, and learning from late looks would make us look later still.
+    durations = sorted(
         Generation.objects.filter(
-            provider=provider_key,
-            state=State.FINISHED,
-            submitted_at__isnull=False,
-            upstream_done_at__isnull=False,
+            provider=provider_key, state=State.FINISHED, observed_duration__isnull=False
         )
         .order_by("-finished_at")
-        .values_list("submitted_at", "upstream_done_at")[:HISTORY]
+        .values_list("observed_duration", flat=True)[:HISTORY]
     )
-    durations = sorted((done - sub).total_seconds() for sub, done in rows if done > sub)
     if len(durations) >= MIN_HISTORY:
         deciles = statistics.quantiles(durations, n=10, method="inclusive")
         return Profile(p10=deciles[0], p50=statistics.median(durations), p90=deciles[-1])
     spec = PROVIDERS.get(provider_key)
     typical = (spec.typical_seconds if spec else 120.0) * settings.PLANNER_DURATION_SCALE
-    return Profile(p10=typical * 0.8, p50=typical, p90=typical * 1.25)
+    # Wide on the early side: without history, a first poll that comes too late
+    # costs the member time, one that comes early costs one call.
+    return Profile(p10=typical * 0.6, p50=typical, p90=typical * 1.25)
 
 
 def expected_duration(provider_key: str) -> float:
@@ -129,6 +130,24 @@ def _remaining(generation, progress, now, profile):
     return left if left > 0 else None
 
 
+def estimated_start(generation, now=None):
+    """When a queued generation should be sent: after the submits ahead of it and
+    about one poll for each generation in flight, at the rate budget's pace."""
+    from . import ratelimit
+    from .models import POLLING_STATES, Generation, State
+
+    now = now or timezone.now()
+    if generation.state != State.QUEUED:
+        return None
+    ahead = Generation.objects.filter(state=State.QUEUED, created_at__lt=generation.created_at)
+    polls = Generation.objects.filter(state__in=POLLING_STATES)
+    calls = ahead.count() + polls.count()
+    limit = ratelimit.effective_limit()
+    # Calls beyond the free slots of this window wait for later windows.
+    wait = max(0, calls + 1 - limit) / limit * ratelimit.window()
+    return now + timedelta(seconds=wait)
+
+
 def estimated_finish(generation, now=None):
     """When we expect to show the result (the member's ETA)."""
     now = now or timezone.now()
@@ -136,4 +155,5 @@ def estimated_finish(generation, now=None):
     if generation.submitted_at:
         remaining = _remaining(generation, generation.progress, now, profile)
         return now + timedelta(seconds=remaining or min_interval())
-    return now + timedelta(seconds=profile.p50)
+    start = estimated_start(generation, now) or now
+    return start + timedelta(seconds=profile.p50)

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
@@ -22,7 +21,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import ingest, planner
+from ops import heartbeat
+from ops.logs import with_generation_id
+
+from . import ingest, planner, storage
 from .catalogue import InvalidRequest
 from .models import (
     POLLING_STATES,
@@ -87,6 +89,7 @@ def _alert(message):
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=75, ignore_result=True)
+@with_generation_id  # every line it logs carries the generation id
 def submit_generation(generation_id, claim=None):
     """Send one generation to the upstream, exactly once."""
     generation = _load(generation_id)
@@ -178,6 +181,7 @@ def _has_model(results):
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=75, ignore_result=True)
+@with_generation_id  # every line it logs carries the generation id
 def poll_generation(generation_id, claim=None):
     if not _swap_claim(generation_id, claim):
         return
@@ -269,6 +273,7 @@ def _role_for(fmt, asset_type, have_model):
 
 
 @shared_task(acks_late=True, soft_time_limit=900, time_limit=960, ignore_result=True)
+@with_generation_id  # every line it logs carries the generation id
 def ingest_generation(generation_id, claim=None):
     if not _swap_claim(generation_id, claim):
         return
@@ -289,7 +294,9 @@ def ingest_generation(generation_id, claim=None):
             archive = generation.assets.filter(format="zip").first()
             if archive is None:
                 raise ingest.AssetRefused("The upstream's results hold no 3D model we can show.")
-            glb = ingest.zip_to_glb(Path(archive.file.path))
+            # A bucket has no paths: the converter reads a local copy of the ZIP.
+            with storage.local_copy(archive.file, ingest.incoming_dir(), ".zip") as zip_path:
+                glb = ingest.zip_to_glb(zip_path)
             _store_asset(
                 generation,
                 ingest.Downloaded(glb, "glb", glb.stat().st_size, _sha256(glb), "preview.glb"),
@@ -380,6 +387,7 @@ def dispatch(limit=200):
     likeliest to be finished), then submits in arrival order. Ingest spends no
     budget (downloads are not counted upstream).
     """
+    heartbeat.beat("dispatcher")  # for the status page: one UPDATE per run
     now = timezone.now()
     budget = get_limiter().peek().remaining
     sent = {"poll": 0, "submit": 0, "ingest": 0}
@@ -414,6 +422,7 @@ def dispatch(limit=200):
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def sweep():
     """Recover what no doorbell will ring for. Safe to run twice at once."""
+    heartbeat.beat("sweep")  # for the status page: one UPDATE per run
     now = timezone.now()
     # A worker that died while submitting leaves the row in SUBMITTING. The
     # upstream may have accepted it: never resend, ask a person.

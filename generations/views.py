@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
-from . import conversions, planner, pricing
+from . import conversions, planner, pricing, storage
 from .forms import (
     ActionForm,
     ConvertForm,
@@ -272,6 +272,7 @@ def generation_detail(request, pk):
         "thumbnail": next((a for a in assets if a.role == Asset.Role.THUMBNAIL), None),
         "eta": None if generation.is_final else planner.estimated_finish(generation),
         "queue_position": _queue_position(generation),
+        "start_eta": planner.estimated_start(generation),
         "can_act": can_act(request.user, generation),
     }
     if generation.state == State.FINISHED:
@@ -466,7 +467,14 @@ def generation_list(request):
 
 
 def _stream(file, filename, fmt, inline):
-    response = FileResponse(file.open("rb"), as_attachment=not inline, filename=filename)
+    # The web process streams every download, in 64 kB blocks, from local disk or straight
+    # from one S3 GET: never a whole file in memory. We stream rather than redirect to a
+    # signed URL so the bucket can sit on a private network the browsers cannot reach, and
+    # so no bearer URL (valid for anyone holding it) ever leaves the authorised view.
+    source, size = storage.open_stream(file)
+    response = FileResponse(source, as_attachment=not inline, filename=filename)
+    response.block_size = storage.CHUNK
+    response["Content-Length"] = str(size)
     response["Content-Type"] = CONTENT_TYPES.get(fmt, "application/octet-stream")
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -45,9 +45,12 @@ INSTALLED_APPS = [
     "generations",
     "credits",
     "reviews",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First, so request latencies (Prometheus, /metrics) include every other middleware.
+    "ops.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -118,8 +121,51 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"  # never served publicly: downloads go through authorised views
 MEDIA_ROOT = Path(env_str("STUDIO_MEDIA_ROOT", str(VAR_DIR / "media")))
+# Media on an S3-compatible bucket when S3_BUCKET is set (web, workers and beat may then run
+# on different machines), local disk otherwise. Objects stay private: no ACL is sent, so the
+# bucket's own (private) policy applies; downloads are streamed by the authorised views.
+S3_BUCKET = env_str("S3_BUCKET")
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL")
+if S3_ENDPOINT_URL and not S3_BUCKET:
+    raise ImproperlyConfigured("S3_ENDPOINT_URL is set but S3_BUCKET is not")
+if S3_BUCKET:
+    from boto3.s3.transfer import TransferConfig
+
+    # A multipart upload reads its parts into memory ahead of sending them: by default
+    # 10 parts of 8 MB read ahead plus 10 in flight. Two of each keeps a 200 MB upload
+    # within our 64 MB budget per process (tests/bench/bench_memory.py measures it).
+    _transfer_config = TransferConfig(
+        multipart_threshold=8 * 1024 * 1024,
+        multipart_chunksize=8 * 1024 * 1024,
+        max_concurrency=2,
+    )
+    # Not an argument of boto3's TransferConfig, but an attribute s3transfer reads.
+    _transfer_config.max_in_memory_upload_chunks = 2
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            # Empty: boto3's own chain (instance role, ~/.aws) supplies the keys.
+            "access_key": env_secret("S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_secret("S3_SECRET_ACCESS_KEY") or None,
+            "region_name": env_str("S3_REGION") or None,
+            # S3-compatible servers (MinIO, moto, Ceph) behind one host name want path style.
+            "addressing_style": "path" if S3_ENDPOINT_URL else None,
+            "default_acl": None,  # never "public-read"
+            "querystring_auth": True,  # any URL the storage makes is signed ...
+            "querystring_expire": 300,  # ... and short-lived
+            # Names carry a random UUID, so no HEAD per save to find a free one.
+            "file_overwrite": True,
+            # storage.open() spools a whole object; past 4 MB the spool goes to disk, not memory.
+            "max_memory_size": 4 * 1024 * 1024,
+            "transfer_config": _transfer_config,
+        },
+    }
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -280,11 +326,39 @@ MAILERS = {"default": _mailer}
 del EMAIL_HOST
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Studio Dashboard <studio@localhost>")
 
+# --- Operations (ops/) ------------------------------------------------------------
+# /metrics answers a Prometheus scrape bearing this token; without one, only staff sessions.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+# The load balancer's health check speaks plain HTTP to the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# One line per event: JSON in production, plain in development. Both filters sit on
+# the handler, so they see every record: the generation id from the log context
+# (ops.logs.log_context) and the API key replaced wherever it appears.
+LOG_FORMAT = env_str("LOG_FORMAT") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "ops.logs.ContextFilter"},
+        "redact": {"()": "ops.logs.RedactFilter"},
+    },
+    "formatters": {
+        "plain": {"()": "ops.logs.PlainFormatter"},
+        "json": {"()": "ops.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
+# Celery workers keep this configuration (and its filters) instead of replacing the
+# root logger's handlers with their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

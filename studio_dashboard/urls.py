@@ -13,4 +13,5 @@ urlpatterns = [
     path("reviews/", include("reviews.urls")),
     path("library/", include("reviews.library_urls")),
     path("admin/", admin.site.urls),
+    path("", include("ops.urls")),
 ]

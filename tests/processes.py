@@ -29,6 +29,8 @@ class Stack:
         self.extra_env = extra_env or {}
         self.processes = {}
         self.sandbox_url = None
+        self.s3_url = None  # set by start_s3
+        self.web_url = None  # set by start_web
         self.media = self.tmp / "media"
         self.logs = self.tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -105,6 +107,63 @@ class Stack:
              "--schedule", str(self.tmp / f"{name}-schedule")],
         )  # fmt: skip
 
+    def start_s3(self, bucket="studio-media"):
+        """moto in server mode on loopback with one bucket; processes started later use it."""
+        port = free_port()
+        self._spawn("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+        self.s3_url = f"http://127.0.0.1:{port}"
+        self.extra_env.update(
+            S3_BUCKET=bucket,
+            S3_ENDPOINT_URL=self.s3_url,
+            S3_ACCESS_KEY_ID="testing",
+            S3_SECRET_ACCESS_KEY="testing",
+            S3_REGION="us-east-1",
+        )
+        wait_for(lambda: _answers(self.s3_url), 30, message="moto to listen")
+        self.s3_client().create_bucket(Bucket=bucket)
+        return self.s3_url
+
+    def s3_client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def s3_storages(self):
+        """A STORAGES setting for this process matching what start_s3 gives the others."""
+        options = {
+            "bucket_name": self.extra_env["S3_BUCKET"],
+            "endpoint_url": self.s3_url,
+            "access_key": "testing",
+            "secret_key": "testing",
+            "region_name": "us-east-1",
+            "addressing_style": "path",
+        }
+        return {
+            **settings.STORAGES,
+            "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+        }
+
+    def start_web(self, workers=2):
+        """gunicorn serving the dashboard, as in production."""
+        port = free_port()
+        self._spawn(
+            "web",
+            [sys.executable, "-m", "gunicorn", "studio_dashboard.wsgi:application",
+             "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+             "--access-logfile", "-", "--timeout", "60",
+             # The default control socket is one per user: two stacks would share it.
+             "--no-control-socket"],
+        )  # fmt: skip
+        self.web_url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{self.web_url}/accounts/login/"), 60, message="gunicorn")
+        return self.web_url
+
     def start(self, workers=1, worker_module=None):
         redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
         self.start_sandbox()
@@ -154,6 +213,24 @@ class Stack:
     def log_text(self, name):
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url):
+    import requests
+
+    try:
+        requests.get(url, timeout=10)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+        return False
+    return True
 
 
 def wait_for(predicate, timeout, interval=0.2, message="condition"):

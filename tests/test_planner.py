@@ -27,15 +27,14 @@ def scale(settings):
 
 def test_without_history_it_uses_the_documented_duration(member):
     profile = planner.duration_profile("hunyuan_rapid")
-    assert (profile.p10, profile.p50, profile.p90) == (120.0, 150.0, 187.5)
+    assert (profile.p10, profile.p50, profile.p90) == (90.0, 150.0, 187.5)
 
 
 def test_it_learns_the_duration_from_finished_generations(member):
     for seconds in [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]:
-        make(
-            member, state=State.FINISHED, submitted_at=NOW, finished_at=NOW,
-            upstream_done_at=NOW + timedelta(seconds=seconds),
-        )  # fmt: skip
+        make(member, state=State.FINISHED, finished_at=NOW, observed_duration=seconds)
+    # A late look is not learned from: it would only say "done before 900 s".
+    make(member, state=State.FINISHED, finished_at=NOW, observed_duration=None)
     profile = planner.duration_profile("hunyuan_rapid")
     assert profile.p50 == 145
     assert 100 <= profile.p10 < 115
@@ -50,7 +49,7 @@ def test_when_calls_are_scarce_the_first_poll_waits_for_the_90th_percentile(memb
 
 def test_when_calls_are_plentiful_the_first_poll_comes_early(member):
     generation = make(member, state=State.PENDING, submitted_at=NOW)
-    assert planner.first_poll_at(generation, NOW) == NOW + timedelta(seconds=120)
+    assert planner.first_poll_at(generation, NOW) == NOW + timedelta(seconds=90)
 
 
 def test_the_next_poll_goes_where_progress_says_it_finishes(member):
@@ -84,3 +83,41 @@ def test_the_eta_follows_progress(member):
         member, state=State.IN_PROGRESS, progress=50, submitted_at=NOW - timedelta(seconds=60)
     )
     assert planner.estimated_finish(generation, NOW) == NOW + timedelta(seconds=60)
+
+
+def test_a_precise_finish_is_the_midpoint_of_the_last_two_looks(member):
+    now = timezone.now()
+    generation = make(
+        member, state=State.IN_PROGRESS, submitted_at=now - timedelta(seconds=100),
+        seen_running_at=now - timedelta(seconds=5),
+    )  # fmt: skip
+    generation.start_ingest([], now)
+    assert generation.observed_duration == pytest.approx(97.5, abs=0.5)
+
+
+def test_a_late_look_falls_back_to_the_progress_estimate(member):
+    generation = make(
+        member, state=State.IN_PROGRESS, submitted_at=NOW - timedelta(seconds=300),
+        seen_running_at=NOW - timedelta(seconds=200),
+    )  # fmt: skip
+    assert generation.start_ingest([], NOW) is None
+    assert generation.observed_duration is None
+    running = make(
+        member, state=State.IN_PROGRESS, submitted_at=timezone.now() - timedelta(seconds=60)
+    )
+    running.record_progress("IN_PROGRESS", 40, NOW)
+    running.refresh_from_db()
+    assert running.duration_estimate == pytest.approx(150, rel=0.02)
+
+
+def test_a_queued_generation_waits_for_the_calls_ahead_of_it(member, settings, redis_limiter):
+    settings.UPSTREAM_RATE_LIMIT_OVERRIDE = 3
+    settings.UPSTREAM_RATE_WINDOW = 60
+    for i in range(4):
+        make(member, state=State.QUEUED, created_at=NOW - timedelta(seconds=10 - i))
+    make(member, state=State.PENDING, submitted_at=NOW)
+    mine = make(member, state=State.QUEUED, created_at=NOW)
+    # 4 submits ahead + 1 poll + mine = 6 calls; 3 fit this window, 3 wait: one window.
+    assert planner.estimated_start(mine, NOW) == NOW + timedelta(seconds=61)
+    assert planner.estimated_finish(mine, NOW) == NOW + timedelta(seconds=61 + 150)
+    assert planner.estimated_start(make(member, state=State.PENDING), NOW) is None

@@ -4,6 +4,7 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from generations import storage
 from generations.catalogue import HUNYUAN_RAPID, MAX_PROMPT_LENGTH
 from generations.models import Generation
 
@@ -53,7 +54,7 @@ class Command(BaseCommand):
         self.stdout.write(f"state: {generation.state}")
         model = generation.glb_asset
         if model is not None:
-            self.stdout.write(f"file: {model.file.path}")
+            self.stdout.write(f"file: {storage.describe(model.file)}")
         if generation.state != "finished":
             reason = generation.failure_reason or generation.attention_reason
             raise CommandError(f"generation {generation.pk} ended {generation.state}: {reason}")
