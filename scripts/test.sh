@@ -37,6 +37,10 @@ echo "== deploy checks (production settings)"
 DJANGO_DEBUG=0 DJANGO_SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
   DJANGO_ALLOWED_HOSTS=studio.example.com STUDIO_API_KEY=ci-sentinel-key EMAIL_HOST=smtp.example.com \
   .venv/bin/python manage.py check --deploy --fail-level WARNING
+echo "== collectstatic (production storage: hashed, compressed, every reference resolved)"
+DJANGO_DEBUG=0 DJANGO_SECRET_KEY="ci-collectstatic-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+  DJANGO_ALLOWED_HOSTS=studio.example.com STUDIO_API_KEY=ci-sentinel-key EMAIL_HOST=smtp.example.com \
+  .venv/bin/python manage.py collectstatic --noinput --clear -v0
 echo "== tests"
 mkdir -p test-artifacts
 .venv/bin/python -m pytest "$@"

@@ -14,6 +14,8 @@ VENDOR = ROOT / "static" / "vendor"
 
 COPIES = [
     ("@google/model-viewer/dist/model-viewer.min.js", "model-viewer/model-viewer.min.js"),
+    # The bundle names its source map; collectstatic's manifest storage insists it exists.
+    ("@google/model-viewer/dist/model-viewer.min.js.map", "model-viewer/model-viewer.min.js.map"),
     ("three/examples/jsm/libs/draco/gltf/draco_decoder.js", "draco/draco_decoder.js"),
     ("three/examples/jsm/libs/draco/gltf/draco_decoder.wasm", "draco/draco_decoder.wasm"),
     ("three/examples/jsm/libs/draco/gltf/draco_wasm_wrapper.js", "draco/draco_wasm_wrapper.js"),

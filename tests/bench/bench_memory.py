@@ -175,7 +175,9 @@ def fresh_database():
     url = os.environ.get("DATABASE_URL", "")
     name = url.rsplit("/", 1)[-1]
     if not url.startswith("postgres") or not name.startswith("studio_s3_mem"):
-        sys.exit("Set DATABASE_URL to a PostgreSQL database named studio_s3_mem* (it is recreated).")
+        sys.exit(
+            "Set DATABASE_URL to a PostgreSQL database named studio_s3_mem* (it is recreated)."
+        )
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -284,9 +286,7 @@ if __name__ == "__main__":
             "facts": child_facts,
             "store": child_store,
             "download": child_download,
-        }[kind](
-            *args
-        )
+        }[kind](*args)
         print(json.dumps(result))
     else:
         sys.exit(main())
