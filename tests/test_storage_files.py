@@ -101,9 +101,7 @@ def test_a_download_from_local_disk_streams_in_chunks(settings, tmp_path, member
     assert b"".join(chunks) == data
 
 
-def test_a_local_copy_of_a_bucket_object_is_a_real_file_removed_afterwards(
-    s3, member, tmp_path
-):
+def test_a_local_copy_of_a_bucket_object_is_a_real_file_removed_afterwards(s3, member, tmp_path):
     _generation, asset = finished_with_asset(member, "assets/1/a.zip", b"PK\x03\x04zip-bytes")
     with pytest.raises(NotImplementedError):
         asset.file.path  # noqa: B018 - a bucket has no paths

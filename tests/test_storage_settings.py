@@ -48,9 +48,7 @@ def test_it_selects_s3_when_a_bucket_is_configured(monkeypatch):
 
 
 def test_stored_objects_are_private_and_any_url_is_signed_and_short_lived(monkeypatch):
-    options = load_settings(monkeypatch, S3_BUCKET="studio-media")["STORAGES"]["default"][
-        "OPTIONS"
-    ]
+    options = load_settings(monkeypatch, S3_BUCKET="studio-media")["STORAGES"]["default"]["OPTIONS"]
     assert options["default_acl"] is None
     assert options["querystring_auth"] is True
     assert options["querystring_expire"] <= 600
@@ -60,9 +58,7 @@ def test_stored_objects_are_private_and_any_url_is_signed_and_short_lived(monkey
 
 
 def test_it_bounds_the_memory_of_uploads_and_spooled_reads(monkeypatch):
-    options = load_settings(monkeypatch, S3_BUCKET="studio-media")["STORAGES"]["default"][
-        "OPTIONS"
-    ]
+    options = load_settings(monkeypatch, S3_BUCKET="studio-media")["STORAGES"]["default"]["OPTIONS"]
     config = options["transfer_config"]
     assert config.multipart_chunksize * config.max_request_concurrency <= 32 * 1024 * 1024
     assert 0 < options["max_memory_size"] <= 8 * 1024 * 1024
@@ -71,9 +67,7 @@ def test_it_bounds_the_memory_of_uploads_and_spooled_reads(monkeypatch):
 def test_keys_can_come_from_files(monkeypatch, tmp_path):
     (tmp_path / "key").write_text("AKIDFROMFILE\n")
     monkeypatch.setenv("S3_ACCESS_KEY_ID_FILE", str(tmp_path / "key"))
-    options = load_settings(monkeypatch, S3_BUCKET="studio-media")["STORAGES"]["default"][
-        "OPTIONS"
-    ]
+    options = load_settings(monkeypatch, S3_BUCKET="studio-media")["STORAGES"]["default"]["OPTIONS"]
     assert options["access_key"] == "AKIDFROMFILE"
 
 
