@@ -163,3 +163,11 @@ def sandbox_server(tmp_path, settings, redis_limiter):
     settings.MEDIA_ROOT = tmp_path / "media"
     yield server
     server.stop()
+
+
+@pytest.fixture
+def empty_broker_queue(settings):
+    """Earlier tests ring doorbells on the real broker; start from an empty queue."""
+    import redis
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("celery")

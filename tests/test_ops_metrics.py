@@ -71,7 +71,7 @@ def test_without_a_token_configured_a_staff_session_is_accepted(
     assert response["Content-Type"].startswith("text/plain")
 
 
-def test_the_gauges_count_the_seeded_rows(client, token, member, redis_limiter):
+def test_the_gauges_count_the_seeded_rows(client, token, member, redis_limiter, empty_broker_queue):
     now = timezone.now()
     for state, count in [
         (State.QUEUED, 3),

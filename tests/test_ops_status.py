@@ -63,7 +63,9 @@ def test_a_non_staff_user_who_may_resolve_generations_sees_it(client, django_use
     assert client.get(URL).status_code == 200
 
 
-def test_it_shows_queue_states_wallet_rate_and_heartbeats(client, admin_user, seeded):
+def test_it_shows_queue_states_wallet_rate_and_heartbeats(
+    client, admin_user, seeded, empty_broker_queue
+):
     client.force_login(admin_user)
     response = client.get(URL)
     assert response.status_code == 200
