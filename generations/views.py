@@ -8,6 +8,7 @@ its fragments: with ``HX-Request`` only the swapped partial is rendered.
 
 import hashlib
 import uuid
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -265,14 +266,19 @@ def generation_detail(request, pk):
             return HttpResponseStopPolling(response.content)
         return response
     assets = list(generation.assets.all())
+    eta = None if generation.is_final else planner.estimated_finish(generation)
+    start_eta = planner.estimated_start(generation)
     context = {
         "generation": generation,
         "model": generation.glb_asset,
         "assets": [a for a in assets if a.role != Asset.Role.CONVERTED],
         "thumbnail": next((a for a in assets if a.role == Asset.Role.THUMBNAIL), None),
-        "eta": None if generation.is_final else planner.estimated_finish(generation),
+        "eta": eta,
+        "eta_soon": _within_a_minute(eta),
         "queue_position": _queue_position(generation),
-        "start_eta": planner.estimated_start(generation),
+        "start_eta": start_eta,
+        # timeuntil says "0\xa0minutes" (a no-break space): decide "soon" here instead.
+        "start_soon": _within_a_minute(start_eta),
         "can_act": can_act(request.user, generation),
     }
     if generation.state == State.FINISHED:
@@ -327,6 +333,10 @@ def _conversions_context(generation, user):
         ],
         "can_act": can_act(user, generation),
     }
+
+
+def _within_a_minute(when):
+    return when is not None and when <= timezone.now() + timedelta(minutes=1)
 
 
 def _queue_position(generation):

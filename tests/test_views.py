@@ -295,3 +295,12 @@ def test_the_sandbox_badge_shows_without_an_api_key(member_client, settings):
     assert b"badge-sandbox" in member_client.get(reverse("generations:list")).content
     settings.SANDBOX_MODE = False
     assert b"badge-sandbox" not in member_client.get(reverse("generations:list")).content
+
+
+def test_a_queued_generation_with_nothing_ahead_says_any_moment_now(
+    member_client, member, redis_limiter
+):
+    generation = make_generation(member, state=State.QUEUED, due_at=timezone.now())
+    response = member_client.get(reverse("generations:detail", args=[generation.pk]))
+    assert b"It should be sent any moment now." in response.content
+    assert b"in about 0" not in response.content
