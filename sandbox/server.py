@@ -247,7 +247,7 @@ class SandboxServer:
         kind = self.classify(method, path)
         key_hash = hashlib.sha256(key.encode()).hexdigest() if key is not None else None
         log_id = self.store.log_start(now, method, path, redact(key), key_hash, kind)
-        status, note = 500, None
+        status, note, logged = 500, None, False
         try:
             body = self.read_body(req)
             if body is None:
@@ -258,10 +258,15 @@ class SandboxServer:
             else:
                 reply = self.api(req, method, path, kind, key, key_hash, log_id, body)
             status, note = (None if reply.drop else reply.status), reply.note
+            # Log the answer before sending it: a client that reads the log right after
+            # the response must find the status there (the finally below is for errors).
+            self.store.log_finish(log_id, status, note)
+            logged = True
             self.send(req, reply)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (a read timeout on a slow drip, say): nothing left to answer.
             note = "client went away"
+            logged = False  # record the note
             req.close_connection = True
         except Exception:
             traceback.print_exc(file=sys.stderr)
@@ -269,7 +274,7 @@ class SandboxServer:
             if not self.stopping.is_set():
                 self.send(req, json_reply(500, {"detail": "A server error occurred."}))
         finally:
-            if not self.stopping.is_set():
+            if not logged and not self.stopping.is_set():
                 self.store.log_finish(log_id, status, note)
 
     def bearer_token(self, header):
