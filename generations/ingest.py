@@ -323,45 +323,9 @@ def _fix_obj_materials(scene):
 
 def glb_facts(path: Path) -> dict:
     """Vertices, faces, materials, textures, bounding box and bytes of a GLB."""
-    import io
+    from generations import glbfacts
 
-    import trimesh
-    from PIL import Image
-    from pygltflib import GLTF2
-
-    gltf = GLTF2().load_binary(str(path))
-    blob = gltf.binary_blob() or b""
-    vertices = 0
-    faces = 0
-    for mesh in gltf.meshes:
-        for prim in mesh.primitives:
-            count = gltf.accessors[prim.attributes.POSITION].count
-            vertices += count
-            if prim.mode in (None, 4):
-                faces += (
-                    gltf.accessors[prim.indices].count if prim.indices is not None else count
-                ) // 3
-    textures = []
-    for image in gltf.images:
-        if image.bufferView is None:
-            continue
-        view = gltf.bufferViews[image.bufferView]
-        data = blob[view.byteOffset or 0 : (view.byteOffset or 0) + view.byteLength]
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                textures.append({"width": im.width, "height": im.height, "format": im.format})
-        except Exception:  # noqa: BLE001 - a texture we cannot read is reported, not fatal
-            textures.append({"width": None, "height": None, "format": image.mimeType})
-    scene = trimesh.load(str(path), file_type="glb", force="scene")
-    extents = [round(float(x), 4) for x in scene.extents] if scene.geometry else [0, 0, 0]
-    return {
-        "vertices": vertices,
-        "faces": faces,
-        "materials": len(gltf.materials),
-        "textures": textures,
-        "dimensions": extents,
-        "bytes": path.stat().st_size,
-    }
+    return glbfacts.glb_facts(path)
 
 
 def cleanup_incoming(older_than_seconds=3600) -> int:
