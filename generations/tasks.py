@@ -18,7 +18,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ops import heartbeat
@@ -419,14 +419,26 @@ def dispatch(limit=200):
     return sent
 
 
+# A sweep flags at most this many rows of each kind and leaves the rest to the
+# next run, so a mass outage cannot push one sweep past its time limit.
+SWEEP_BATCH = 500
+
+
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def sweep():
-    """Recover what no doorbell will ring for. Safe to run twice at once."""
+    """Recover what no doorbell will ring for. Safe to run twice at once.
+
+    The database picks the rows to act on, so a sweep over 10k healthy rows in
+    flight reads none of them (RELIABILITY.md 16). Each picked row still moves
+    through its model transition, a conditional UPDATE: of two sweeps running
+    at once exactly one moves it, and the other skips it.
+    """
     heartbeat.beat("sweep")  # for the status page: one UPDATE per run
     now = timezone.now()
     # A worker that died while submitting leaves the row in SUBMITTING. The
     # upstream may have accepted it: never resend, ask a person.
-    for generation in Generation.objects.filter(state=State.SUBMITTING, due_at__lt=now):
+    stuck = Generation.objects.filter(state=State.SUBMITTING, due_at__lt=now).order_by("due_at")
+    for generation in stuck[:SWEEP_BATCH]:
         try:
             generation.mark_needs_attention(
                 "The worker stopped while submitting; the upstream may have accepted and charged "
@@ -436,21 +448,37 @@ def sweep():
             continue
         _alert(f"Generation {generation.pk} needs attention: submit outcome unknown.")
     # Far beyond any plausible duration: ask a person rather than fail silently.
-    for generation in Generation.objects.filter(
-        state__in=POLLING_STATES, submitted_at__isnull=False
-    ):
-        limit = max(
-            timedelta(hours=1),
-            timedelta(seconds=20 * planner.expected_duration(generation.provider)),
-        )
-        if now - generation.submitted_at > limit:
-            try:
-                generation.mark_needs_attention(
-                    f"Still not finished upstream after {(now - generation.submitted_at)}."
-                )
-            except IllegalTransition:
-                continue
+    for generation in _far_overdue(now)[:SWEEP_BATCH]:
+        try:
+            generation.mark_needs_attention(
+                f"Still not finished upstream after {(now - generation.submitted_at)}."
+            )
+        except IllegalTransition:
+            continue
     ingest.cleanup_incoming()
+
+
+def _far_overdue(now):
+    """Polled generations submitted longer ago than their provider's time-out.
+
+    The limit depends only on the provider, and few providers are in flight at
+    once: one query finds them, the planner's (cached) profile gives each its
+    limit, and one query selects the rows past it.
+    """
+    polled = Generation.objects.filter(state__in=POLLING_STATES, submitted_at__isnull=False)
+    # order_by(): the model's default ordering would add its columns to DISTINCT.
+    providers = polled.order_by().values_list("provider", flat=True).distinct()
+    overdue = Q()
+    for provider in providers:
+        overdue |= Q(provider=provider, submitted_at__lt=now - _time_out(provider))
+    if not overdue:
+        return Generation.objects.none()
+    return polled.filter(overdue).order_by("submitted_at")
+
+
+def _time_out(provider):
+    """How long after its submit a generation of ``provider`` is beyond any plausible duration."""
+    return max(timedelta(hours=1), timedelta(seconds=20 * planner.expected_duration(provider)))
 
 
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=75)
