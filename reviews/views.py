@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q, prefetch_related_objects
-from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -15,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from generations.models import Asset, Generation
+from generations.views import _stream as stream_download
 
 from . import forms
 from .models import (
@@ -464,8 +464,6 @@ def library_asset(request, pk, asset_pk, inline=False):
     asset = get_object_or_404(Asset, pk=asset_pk, generation_id=entry.generation_id)
     extension = asset.format if asset.format != "jpeg" else "jpg"
     filename = f"generation-{pk}-{asset.role}-{asset.pk}.{extension}"
-    response = FileResponse(asset.file.open("rb"), as_attachment=not inline, filename=filename)
-    if asset.format == "glb":
-        response["Content-Type"] = "model/gltf-binary"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    # The generation page's own download response: streamed in blocks from disk or one S3
+    # GET, with its length, type and nosniff, so both doors serve a file the same way.
+    return stream_download(asset.file, filename, asset.format, inline)
