@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -153,10 +154,22 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
     max_bytes = max_bytes or settings.ASSET_MAX_BYTES
     session = session or requests.Session()
     session.trust_env = False
-    timeout = (settings.UPSTREAM_CONNECT_TIMEOUT, settings.UPSTREAM_READ_TIMEOUT)
+    # One deadline for the whole file, redirects included. The read timeout only
+    # bounds the wait for the next bytes, so a host that drips a few bytes at a
+    # time would never trip it; every wait below is also capped by the deadline.
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE
+    too_long = "The result file took too long to download"
+
+    def read_timeout():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssetUnavailable(too_long)
+        return min(settings.UPSTREAM_READ_TIMEOUT, remaining)
+
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         check_url(current)
+        timeout = (settings.UPSTREAM_CONNECT_TIMEOUT, read_timeout())
         try:
             # No Authorization header here, ever.
             response = session.get(current, stream=True, timeout=timeout, allow_redirects=False)
@@ -191,21 +204,30 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
         digest = hashlib.sha256()
         size = 0
         head = b""
-        started = time.monotonic()
+        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in response.iter_content(CHUNK):
+                while True:
+                    if sock is not None:
+                        sock.settimeout(read_timeout())
+                    # read1, not iter_content: that waits for a whole CHUNK, which
+                    # a drip delivers long after the deadline.
+                    chunk = response.raw.read1(CHUNK, decode_content=True)
+                    if not chunk:
+                        break
                     size += len(chunk)
                     if size > max_bytes:
                         raise AssetRefused(f"The result file exceeds the {max_bytes:,}-byte cap")
-                    if time.monotonic() - started > DOWNLOAD_DEADLINE:
-                        raise AssetUnavailable("The result file took too long to download")
+                    if time.monotonic() > deadline:
+                        raise AssetUnavailable(too_long)
                     if len(head) < 32:
                         head = (head + chunk)[:32]
                     digest.update(chunk)
                     out.write(chunk)
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             os.unlink(tmp)
+            if time.monotonic() >= deadline:
+                raise AssetUnavailable(too_long) from None
             raise AssetUnavailable(
                 f"The download of the result file broke off: {type(exc).__name__}"
             ) from None
