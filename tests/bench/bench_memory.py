@@ -1,18 +1,22 @@
 """Measure how much a process's resident memory grows handling a 200 MB asset.
 
-Three measurements, each in a fresh child process so nothing else shares its
+Each measurement runs in a fresh child process so nothing else shares its
 memory: (1) the ingest download of a 200 MB result from the sandbox (fault
-``oversized_asset_mb``: the real GLB, then zero padding), (2) the store step
-moving a 200 MB file into S3 (moto in server mode on loopback), and (3) a
-download of that 200 MB object through the authorised view, plus the same
-download from local disk. Growth is the peak resident set (VmHWM, reset just
-before through /proc/self/clear_refs) minus the resident set right before. The
-target is at most 64 MB each.
+``oversized_asset_mb``: the real GLB, then zero padding); (2) the facts of a
+real 200 MB GLB (a 3.7M-vertex mesh with normals, UVs, indices and a texture);
+(3) the whole ingest of that real GLB as the pipeline runs it: download over
+HTTP, GLB check, facts, store into S3 (moto in server mode on loopback); (4) the
+store step moving a 200 MB file into S3; and (5) downloads of 200 MB objects
+through the authorised view, from S3 (the real model and the padded file) and
+from local disk. Growth is the peak resident set (VmHWM, reset just before
+through /proc/self/clear_refs) minus the resident set right before. The target
+is at most 64 MB each.
 
-The oversized result is padded past its GLB header's length, so the ingest
-streams all 200 MB to a temporary file and then refuses it as "padded": what is
-measured is the download path (streaming, hashing, size cap, GLB check), not
-the storing of a 200 MB model, which step (2) measures separately.
+The oversized result of (1) is padded past its GLB header's length, so the
+ingest streams all 200 MB to a temporary file and then refuses it as "padded".
+The real GLB of (2) and (3) is written by this script and served from a plain
+HTTP server on loopback, which the child takes for the sandbox (SANDBOX_URL) so
+the URL checks let it through.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/studio_s3_mem \\
     REDIS_URL=redis://127.0.0.1:6379/7 CELERY_BROKER_URL=redis://127.0.0.1:6379/7 \\
@@ -21,6 +25,7 @@ the storing of a 200 MB model, which step (2) measures separately.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,34 +89,43 @@ def child_ingest(url):
             "outcome": outcome, "hwm_reset": growth.reset}  # fmt: skip
 
 
-def child_facts():
-    """The facts step on a valid 200 MB GLB (a JSON chunk, then a 200 MB binary chunk)."""
-    import struct
-
+def child_facts(path):
+    """The check and facts steps on a real 200 MB GLB."""
     import django
 
     django.setup()
     from generations import ingest
 
-    body = SIZE_MB * 1024 * 1024
-    gltf = json.dumps({"asset": {"version": "2.0"}, "buffers": [{"byteLength": body}]}).encode()
-    gltf += b" " * (-len(gltf) % 4)
-    fd, tmp = tempfile.mkstemp(dir=ingest.incoming_dir(), suffix=".glb")
-    with os.fdopen(fd, "wb") as out:
-        out.write(struct.pack("<4sII", b"glTF", 2, 12 + 8 + len(gltf) + 8 + body))
-        out.write(struct.pack("<I4s", len(gltf), b"JSON") + gltf)
-        out.write(struct.pack("<I4s", body, b"BIN\0"))
-        for _ in range(SIZE_MB):
-            out.write(b"\0" * (1024 * 1024))
     started = time.monotonic()
-    try:
-        with Growth() as growth:
-            ingest.check_glb(Path(tmp))
-            ingest.glb_facts(Path(tmp))
-    finally:
-        os.unlink(tmp)
+    with Growth() as growth:
+        ingest.check_glb(Path(path))
+        facts = ingest.glb_facts(Path(path))
     return {"growth_mb": growth.mb, "seconds": round(time.monotonic() - started, 1),
-            "hwm_reset": growth.reset}  # fmt: skip
+            "hwm_reset": growth.reset, "facts": _summary(facts)}  # fmt: skip
+
+
+def child_ingest_real(url, generation_id):
+    """The pipeline's ingest of a real 200 MB GLB: download, check, facts, store."""
+    import django
+
+    django.setup()
+    from generations import ingest
+
+    setup_mb = warm_storage()
+    started = time.monotonic()
+    with Growth() as growth:
+        downloaded = ingest.download(url)
+        facts = ingest.glb_facts(downloaded.path)
+        name = ingest.store(downloaded.path, int(generation_id), downloaded.format)
+    return {"growth_mb": growth.mb, "seconds": round(time.monotonic() - started, 1),
+            "name": name, "bytes": downloaded.bytes, "facts": _summary(facts),
+            "hwm_reset": growth.reset, "client_setup_mb": setup_mb}  # fmt: skip
+
+
+def _summary(facts):
+    return {k: facts[k] for k in ("vertices", "faces", "dimensions")} | {
+        "textures": len(facts["textures"])
+    }
 
 
 def warm_storage():
@@ -164,6 +178,107 @@ def child_download(user_id, url):
     return {"growth_mb": growth.mb, "seconds": round(time.monotonic() - started, 1),
             "status": response.status_code, "bytes": received, "hwm_reset": growth.reset,
             "client_setup_mb": setup_mb}  # fmt: skip
+
+
+# --- a real 200 MB GLB ---------------------------------------------------------------------
+
+
+def write_real_glb(path, size_mb=SIZE_MB):
+    """A grid mesh of about ``size_mb`` MB (positions, normals, UVs, uint32 indices) with a
+    PNG texture, written row by row so the parent never holds it whole."""
+    import io
+    import struct
+
+    import numpy as np
+    from PIL import Image
+
+    n = int((size_mb * 1024 * 1024 / 56) ** 0.5)  # 32 bytes per vertex, 24 per quad
+    texture = io.BytesIO()
+    Image.radial_gradient("L").resize((1024, 1024)).convert("RGB").save(texture, "PNG")
+    png = texture.getvalue() + b"\0" * (-len(texture.getvalue()) % 4)
+    sizes = {"position": n * n * 12, "normal": n * n * 12, "uv": n * n * 8,
+             "index": (n - 1) ** 2 * 24, "png": len(png)}  # fmt: skip
+    offsets, body = {}, 0
+    for key, size in sizes.items():
+        offsets[key] = body
+        body += size
+    extent = 10.0
+
+    def view(key):
+        return {"buffer": 0, "byteOffset": offsets[key], "byteLength": sizes[key]}
+
+    document = {
+        "asset": {"version": "2.0"},
+        "buffers": [{"byteLength": body}],
+        "bufferViews": [view(k) for k in sizes],
+        "accessors": [
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": n * n,
+                "type": "VEC3",
+                "min": [0, 0, 0],
+                "max": [extent, 0.5, extent],
+            },
+            {"bufferView": 1, "componentType": 5126, "count": n * n, "type": "VEC3"},
+            {"bufferView": 2, "componentType": 5126, "count": n * n, "type": "VEC2"},
+            {"bufferView": 3, "componentType": 5125, "count": (n - 1) ** 2 * 6, "type": "SCALAR"},
+        ],  # fmt: skip
+        "images": [{"bufferView": 4, "mimeType": "image/png"}],
+        "textures": [{"source": 0}],
+        "materials": [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}],
+        "meshes": [
+            {
+                "primitives": [
+                    {
+                        "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2},
+                        "indices": 3,
+                        "material": 0,
+                    }
+                ]
+            }
+        ],  # fmt: skip
+        "nodes": [{"mesh": 0}],
+        "scenes": [{"nodes": [0]}],
+    }
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    grid = np.linspace(0, extent, n, dtype=np.float32)
+    with open(path, "wb") as out:
+        out.write(struct.pack("<4sII", b"glTF", 2, 12 + 8 + len(text) + 8 + body))
+        out.write(struct.pack("<I4s", len(text), b"JSON") + text)
+        out.write(struct.pack("<I4s", body, b"BIN\0"))
+        for row in range(n):  # positions: a gentle wave between 0 and 0.5 high
+            height = (0.25 + 0.25 * np.sin(grid + row / n * 6.28)).astype(np.float32)
+            out.write(np.column_stack([grid, height, np.full(n, grid[row])]).tobytes())
+        up = np.tile(np.array([0, 1, 0], dtype=np.float32), n).tobytes()
+        for _ in range(n):
+            out.write(up)
+        for row in range(n):
+            out.write(np.column_stack([grid / extent, np.full(n, row / n, np.float32)]).tobytes())
+        first = np.arange(n - 1, dtype=np.uint32)
+        for row in range(n - 1):
+            a = first + row * n
+            quads = np.column_stack([a, a + n, a + 1, a + 1, a + n, a + n + 1])
+            out.write(quads.astype(np.uint32).tobytes())
+        out.write(png)
+    return path
+
+
+def serve_directory(directory):
+    """A plain HTTP file server on loopback, in a thread of this (the parent) process."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 # --- the parent -----------------------------------------------------------------------------
@@ -230,6 +345,7 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     stack = Stack(tmp, time_scale=0.01)
+    files = None
     try:
         stack.start_sandbox()
         stack.start_s3()
@@ -244,9 +360,25 @@ def main():
             credit_estimate=60, state=State.FINISHED, progress=100,
         )  # fmt: skip
 
+        (tmp / "files").mkdir()
+        glb = write_real_glb(tmp / "files" / "model.glb")
+        files = serve_directory(glb.parent)
+        files_url = f"http://127.0.0.1:{files.server_address[1]}"
+
         results = {}
         results["ingest download (sandbox -> temp file)"] = run_child(env, "ingest", url)
-        results["ingest facts (valid 200 MB GLB)"] = run_child(env, "facts")
+        results["ingest facts (real 200 MB GLB)"] = run_child(env, "facts", glb)
+        real = run_child(
+            {**env, "SANDBOX_URL": files_url},
+            "ingest_real",
+            f"{files_url}/model.glb",
+            generation.pk,
+        )
+        results["ingest real GLB (HTTP -> facts -> S3)"] = real
+        real_asset = Asset.objects.create(
+            generation=generation, role="model", file=real["name"], format="glb",
+            bytes=real["bytes"], sha256="-", original_name="bench:real",
+        )  # fmt: skip
         stored = run_child(env, "store", generation.pk)
         results["store (temp file -> S3 multipart upload)"] = stored
         s3_asset = Asset.objects.create(
@@ -259,6 +391,7 @@ def main():
             bytes=SIZE_MB * 1024 * 1024, sha256="-", original_name="bench:local",
         )  # fmt: skip
         for label, asset, child_env in [
+            ("download view (S3 -> client), real GLB", real_asset, env),
             ("download view (S3 -> client)", s3_asset, env),
             ("download view (local disk -> client)", local_asset, local_env),
         ]:
@@ -266,6 +399,9 @@ def main():
             results[label] = run_child(child_env, "download", user.pk, path)
     finally:
         stack.stop()
+        if files is not None:
+            files.shutdown()
+        shutil.rmtree(tmp / "files", ignore_errors=True)
 
     print(f"Resident memory growth handling a {SIZE_MB} MB asset (target <= {TARGET_MB} MB):")
     worst = 0.0
@@ -284,6 +420,7 @@ if __name__ == "__main__":
         result = {
             "ingest": child_ingest,
             "facts": child_facts,
+            "ingest_real": child_ingest_real,
             "store": child_store,
             "download": child_download,
         }[kind](*args)
