@@ -59,13 +59,20 @@ class Mode(models.TextChoices):
     MULTIVIEW = "multiview", "Multi-view"
 
 
+def visibility_scope(user):
+    """Which generations ``user`` sees: "team" (all of them) or their own id."""
+    if user.has_perm("generations.view_all_generations") or user.has_perm(
+        "generations.view_generation"
+    ):
+        return "team"
+    return user.pk
+
+
 class GenerationQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Members see the team's generations (acting on one is for its owner or an admin);
         a user without the view permission sees only their own."""
-        if user.has_perm("generations.view_all_generations") or user.has_perm(
-            "generations.view_generation"
-        ):
+        if visibility_scope(user) == "team":
             return self
         return self.filter(owner=user)
 

@@ -17,13 +17,16 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
+
+from studio_dashboard import pagecache
 
 from . import conversions, planner, pricing, storage
 from .forms import (
@@ -44,6 +47,7 @@ from .models import (
     LedgerEntry,
     ReferenceImage,
     State,
+    visibility_scope,
 )
 
 PAGE_SIZE = 24
@@ -65,16 +69,15 @@ def can_act(user, generation):
     return generation.owner_id == user.pk or user.has_perm("generations.resolve_generation")
 
 
-def _get_generation_for_user(request, pk, act=False):
+def _get_generation_for_user(request, pk, act=False, assets=True):
     """The generation if this user may see it, else 404 (never reveal that it exists).
 
-    With ``act``, also PermissionDenied unless the user may act on it.
+    With ``act``, also PermissionDenied unless the user may act on it. Without
+    ``assets`` its files are not read (the polled card of one still in flight).
     """
-    queryset = (
-        Generation.objects.visible_to(request.user)
-        .select_related("owner")
-        .prefetch_related("assets")
-    )
+    queryset = Generation.objects.visible_to(request.user).select_related("owner")
+    if assets:
+        queryset = queryset.prefetch_related("assets")
     generation = get_object_or_404(queryset, pk=pk)
     if act and not can_act(request.user, generation):
         raise PermissionDenied("Only the owner or an admin can do this.")
@@ -257,20 +260,32 @@ def generation_cost(request):
 @login_required
 @require_GET
 def generation_detail(request, pk):
-    """The page, the polled status card, or the polled conversions (by ``HX-Target``)."""
-    generation = _get_generation_for_user(request, pk)
+    """The page, the polled status card, or the polled conversions (by ``HX-Target``).
+
+    The status card is polled every 2 s while the generation is in flight: that
+    path reads the session, the user with their permissions and the generation
+    (three lookups, see studio_dashboard/auth.py), and the files only once it
+    has finished.
+    """
+    card = request.htmx and request.htmx.target != "conversions"
+    generation = _get_generation_for_user(request, pk, assets=not card)
+    if card and generation.state == State.FINISHED:
+        prefetch_related_objects([generation], "assets")
     if request.htmx and request.htmx.target == "conversions":
         context = _conversions_context(generation, request.user)
         response = render(request, "generations/detail.html#conversions", context)
         if not context["converting"]:
             return HttpResponseStopPolling(response.content)
         return response
-    assets = list(generation.assets.all())
+    # Files exist once the generation has finished; the polled card of one in
+    # flight does not look for them.
+    has_files = not card or generation.state == State.FINISHED
+    assets = list(generation.assets.all()) if has_files else []
     eta = None if generation.is_final else planner.estimated_finish(generation)
     start_eta = planner.estimated_start(generation)
     context = {
         "generation": generation,
-        "model": generation.glb_asset,
+        "model": generation.glb_asset if has_files else None,
         "assets": [a for a in assets if a.role != Asset.Role.CONVERTED],
         "thumbnail": next((a for a in assets if a.role == Asset.Role.THUMBNAIL), None),
         "eta": eta,
@@ -459,18 +474,38 @@ def _thumbnails():
 @login_required
 @require_GET
 def generation_list(request):
-    """The team's generations, filtered, sorted and paged by a GET form (shareable URLs)."""
-    form = HistoryFilterForm(request.GET)
-    generations = form.filter(
-        Generation.objects.visible_to(request.user)
-        .select_related("owner")
-        .prefetch_related(_thumbnails(), "images")
+    """The team's generations, filtered, sorted and paged by a GET form (shareable URLs).
+
+    The body (form, count, cards) is cached while the generations are unchanged
+    (see studio_dashboard/pagecache.py); htmx swaps only the results.
+    """
+    partial = "results" if request.htmx else "body"
+
+    def render_body():
+        form = HistoryFilterForm(request.GET)
+        generations = form.filter(
+            Generation.objects.visible_to(request.user)
+            .select_related("owner")
+            .prefetch_related(_thumbnails(), "images")
+        )
+        page = Paginator(generations, PAGE_SIZE).get_page(form.page_number())
+        context = {"form": form, "page": page}
+        return render_to_string(f"generations/list.html#{partial}", context, request)
+
+    body = pagecache.body(
+        request,
+        (
+            "generations:list",
+            partial,
+            sorted(request.GET.lists()),
+            visibility_scope(request.user),
+            request.user.has_perm("generations.add_generation"),
+        ),
+        render_body,
     )
-    page = Paginator(generations, PAGE_SIZE).get_page(form.page_number())
-    context = {"form": form, "page": page}
     if request.htmx:
-        return render(request, "generations/list.html#results", context)
-    return render(request, "generations/list.html", context)
+        return HttpResponse(body)
+    return render(request, "generations/list.html", {"body": body})
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -7,14 +7,16 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q, prefetch_related_objects
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from generations.models import Asset, Generation
+from generations.models import Asset, Generation, visibility_scope
 from generations.views import _stream as stream_download
+from studio_dashboard import pagecache
 
 from . import forms
 from .models import (
@@ -409,6 +411,22 @@ def audit_log(request):
 @permission_required("generations.view_generation", raise_exception=True)
 @require_GET
 def library(request):
+    """Approved models, filtered and paged; the body is cached while the data is unchanged
+    (see studio_dashboard/pagecache.py), htmx swaps only the results."""
+    partial = "library-results" if request.htmx else "body"
+    body = pagecache.body(
+        request,
+        ("library:index", partial, sorted(request.GET.lists()), visibility_scope(request.user)),
+        lambda: render_to_string(
+            f"library/index.html#{partial}", _library_context(request), request
+        ),
+    )
+    if request.htmx:
+        return HttpResponse(body)
+    return render(request, "library/index.html", {"body": body})
+
+
+def _library_context(request):
     form = forms.LibraryFilterForm(request.GET)
     entries = (
         ReviewStatus.objects.library()
@@ -449,10 +467,7 @@ def library(request):
         # Those who may see the generation download through its own URLs; others
         # through the library's, which authorise by approval instead.
         row.direct = row.generation_id in visible
-    template = "library/index.html"
-    if request.htmx:
-        template += "#library-results"
-    return render(request, template, {"form": form, "page": page, "rows": rows})
+    return {"form": form, "page": page, "rows": rows}
 
 
 @login_required

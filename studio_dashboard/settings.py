@@ -84,6 +84,10 @@ TEMPLATES = [
         },
     },
 ]
+# Form widgets render through Jinja2's compiled templates (Django ships them): a
+# select's options cost one include each under the Django engine, a third of the
+# history page's time on its filter form.
+FORM_RENDERER = "django.forms.renderers.Jinja2"
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -107,6 +111,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# One query for the user and their permissions per request (see studio_dashboard/auth.py).
+AUTHENTICATION_BACKENDS = ["studio_dashboard.auth.Backend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "generations:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -232,6 +238,23 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+
+# --- Cache and sessions -------------------------------------------------------
+# Every page reads its session. With Redis (the broker) the cache is shared by
+# every web process and sessions are read from it (``cached_db`` writes them
+# through to the database too, so a Redis flush or restart logs nobody out, and
+# a Redis outage only slows pages: see studio_dashboard/cache.py). The embedded
+# set-up keeps them in its single web process's memory.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "studio_dashboard.cache.TolerantRedisCache",
+            "LOCATION": env_str("CACHE_URL", REDIS_URL),
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "studio"),
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- The upstream -------------------------------------------------------------
 STUDIO_API_KEY = env_secret("STUDIO_API_KEY")

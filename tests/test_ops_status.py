@@ -108,14 +108,17 @@ def test_its_query_count_does_not_grow_with_rows(
     client.force_login(admin_user)
     client.get(URL)
     # Ours: generations by state (one GROUP BY), the latest wallet snapshot, the
-    # heartbeats. The rest is every page's: session, user, user and group
-    # permissions, open alerts, the nav's review and notification counts, budgets.
-    with django_assert_num_queries(11) as captured:
+    # heartbeats. The rest is every page's: the user with their permissions (the
+    # session comes from the cache), open alerts, the data fingerprint (which also
+    # answers the review count), the notification count, budgets.
+    with django_assert_num_queries(8) as captured:
         client.get(URL)
+    count = len(captured.captured_queries)
     for _ in range(20):
         make_generation(member, State.PENDING)
         Heartbeat.objects.create(name=f"worker:extra{_}", beat_at=timezone.now())
-    with django_assert_num_queries(len(captured.captured_queries)):
+    client.get(URL)  # new rows change the fingerprint: the nav's review count is counted again
+    with django_assert_num_queries(count):
         client.get(URL)
 
 

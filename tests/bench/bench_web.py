@@ -24,6 +24,7 @@ and both workers share its cores with whatever else runs.
 import argparse
 import http.client
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -68,7 +69,11 @@ PAGES = [
     ("progress fragment", "/generations/{in_flight}/", True, False, 2),
     ("generation page", "/generations/{finished}/", False, False, 3),
     ("list", "/generations/", False, False, 3),
+    # A random one of the first 2,000 pages per request: nearly every body is rendered
+    # afresh (a cache miss), the cost when the generations change between views.
+    ("list, uncached pages", "/generations/?page={random:2000}", False, False, None),
     ("library", "/library/", False, False, 3),
+    ("library, uncached pages", "/library/?page={random:1500}", False, False, None),
     ("spend page (this month)", "/credits/", False, True, 5),
     ("spend page (last 365 days)", "/credits/?start={year_ago}&end={today}", False, True, 5),
     ("trivial view (again)", "/bench/trivial/", False, False, None),
@@ -111,11 +116,11 @@ def main():
     with gunicorn(args.workers) as port:
         results = {}
         for name, path, htmx, admin, _target in PAGES:
-            url = f"http://127.0.0.1:{port}{path.format(**targets)}"
+            url = f"http://127.0.0.1:{port}{fill(path, targets, keep_random=True)}"
             headers = {"Cookie": cookies[admin]}
             if htmx:
                 headers["HX-Request"] = "true"
-            check(url, headers, name)
+            check(f"http://127.0.0.1:{port}{fill(path, targets)}", headers, name)
             wrk(url, headers, 2, args.connections)  # warm up: caches, connections
             results[name] = wrk(url, headers, args.duration, args.connections)
             print(f"  measured {name}", flush=True)
@@ -254,6 +259,17 @@ def pick_targets():
     }
 
 
+def fill(path, targets, keep_random=False):
+    """The path with its targets; ``{random:N}`` kept for wrk, or made page 7 for a check."""
+    match = re.search(r"\{random:\d+\}", path)
+    if match:
+        path = path.replace(match.group(0), "RANDOM")
+    path = path.format(**targets)
+    if match:
+        path = path.replace("RANDOM", match.group(0) if keep_random else "7")
+    return path
+
+
 def session_cookie(user):
     """A logged-in session row for ``user``, as the Cookie header a browser would send."""
     from django.conf import settings
@@ -270,6 +286,7 @@ def session_cookie(user):
 
 def count_queries(users, targets):
     """Each page's query count, through the test client on the seeded database."""
+    from django.core.cache import cache
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -281,9 +298,11 @@ def count_queries(users, targets):
     counts = {}
     for name, path, htmx, admin, _target in PAGES:
         headers = {"HX-Request": "true"} if htmx else {}
-        clients[admin].get(path.format(**targets), headers=headers)  # warm the caches
+        clients[admin].get(fill(path, targets), headers=headers)  # warm the caches
+        if "{random:" in path:
+            cache.clear()  # these rows measure a body rendered afresh
         with CaptureQueriesContext(connection) as captured:
-            response = clients[admin].get(path.format(**targets), headers=headers)
+            response = clients[admin].get(fill(path, targets), headers=headers)
         assert response.status_code == 200, (name, response.status_code)
         # The session and user lookups of the login are in every count.
         counts[name] = len(captured.captured_queries)
@@ -370,8 +389,19 @@ def check(url, headers, name):
 
 
 def wrk(url, headers, duration, connections):
+    lua = WRK_SCRIPT
+    if "{random:" in url:
+        # wrk asks this function for each request: the same path with a random number.
+        url, pages = url.split("{random:")
+        path = "/" + url.split("/", 3)[3]
+        lua += (
+            "request = function()\n"
+            f'  return wrk.format(nil, "{path}" .. math.random(1, {int(pages.rstrip("}"))}))\n'
+            "end\n"
+        )
+        url += "1"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
+        script.write(lua)
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s"]
     command += ["-s", script.name]
     for key, value in headers.items():

@@ -1,0 +1,245 @@
+"""What makes pages cheap: one-query authentication, sessions and bodies in Redis.
+
+Each speed-up is checked for what it must not break: a role change, a
+deactivation or a logout takes effect on the next request; a cached body never
+shows stale rows after a change the fingerprint sees, and never shows one
+user's view to another; pages stay up when Redis is away.
+"""
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from generations.models import Generation, State
+from reviews.models import Decision, Review, ReviewStatus, Tag
+from studio_dashboard import pagecache
+from studio_dashboard.auth import Backend
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("generations:list")
+LIBRARY = reverse("library:index")
+
+
+def make(owner, prompt="a red chair", **fields):
+    fields = {"provider": "hunyuan_rapid", "credit_estimate": 35, **fields}
+    return Generation.objects.create(owner=owner, prompt=prompt, **fields)
+
+
+def main(response):
+    """The page's <main> (the rest holds the per-request CSRF token)."""
+    html = response.content.decode()
+    return html[html.index("<main") : html.index("</main>")]
+
+
+def queries(client, url, **headers):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, headers=headers)
+    assert response.status_code == 200
+    return response, [q["sql"] for q in captured.captured_queries]
+
+
+# --- authentication -----------------------------------------------------------------------
+
+
+def test_the_user_and_all_permissions_come_in_one_query(member):
+    with CaptureQueriesContext(connection) as captured:
+        user = Backend().get_user(member.pk)
+        assert user.has_perm("generations.add_generation")
+        assert user.has_perm("generations.view_generation")
+        assert not user.has_perm("generations.view_spend")
+    assert len(captured) == 1
+    assert user.get_all_permissions() == member.get_all_permissions()
+
+
+def test_own_and_group_permissions_are_both_read(django_user_model):
+    user = make_user(django_user_model, "solo")
+    user.user_permissions.add(Permission.objects.get(codename="view_spend"))
+    loaded = Backend().get_user(user.pk)
+    assert loaded.get_all_permissions() == {"generations.view_spend"}
+    assert loaded.get_user_permissions() == {"generations.view_spend"}
+    assert loaded.get_group_permissions() == set()
+
+
+def test_a_superuser_has_every_permission(django_user_model):
+    root = django_user_model.objects.create_superuser("root", password="pw-root-123456")
+    loaded = Backend().get_user(root.pk)
+    assert loaded.has_perm("generations.view_spend")
+    assert (
+        loaded.get_all_permissions()
+        == django_user_model.objects.get(pk=root.pk).get_all_permissions()
+    )
+
+
+def test_unknown_inactive_and_malformed_ids_get_no_user(member):
+    assert Backend().get_user(10**9) is None
+    assert Backend().get_user("not-a-number") is None
+    member.is_active = False
+    member.save()
+    assert Backend().get_user(member.pk) is None
+
+
+def test_a_role_change_shows_on_the_next_request(client, member):
+    client.force_login(member)
+    assert client.get(reverse("generations:new")).status_code == 200
+    member.groups.remove(Group.objects.get(name="Members"))
+    assert client.get(reverse("generations:new")).status_code == 403
+
+
+def test_a_deactivated_user_is_logged_out_on_the_next_request(client, member):
+    client.force_login(member)
+    assert client.get(LIST).status_code == 200
+    member.is_active = False
+    member.save()
+    response = client.get(LIST)
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_sessions_are_read_from_the_cache_and_logout_ends_them(client, member):
+    client.force_login(member)
+    client.get(LIST)
+    _, sql = queries(client, LIST)
+    assert not any("django_session" in q for q in sql)
+    cookie = client.cookies["sessionid"].value
+    client.post(reverse("logout"))
+    client.cookies["sessionid"] = cookie  # replaying the old cookie after logout
+    assert client.get(LIST).status_code == 302
+
+
+def test_a_flushed_cache_logs_nobody_out(client, member):
+    client.force_login(member)
+    cache.clear()
+    assert client.get(LIST).status_code == 200
+
+
+# --- cached bodies ------------------------------------------------------------------------
+
+
+def test_the_list_body_is_cached_and_a_new_generation_shows_at_once(member_client, member):
+    make(member, "a blue vase")
+    first, _ = queries(member_client, LIST)
+    second, sql = queries(member_client, LIST)
+    assert main(second) == main(first)
+    assert not any("generations_asset" in q for q in sql)  # rows not read again
+    make(member, "a green lamp")
+    third, _ = queries(member_client, LIST)
+    assert b"a green lamp" in third.content and b"a blue vase" in third.content
+
+
+def test_a_state_change_shows_in_the_cached_list(member_client, member):
+    generation = make(member, "a brass bell")
+    assert b"badge-queued" in member_client.get(LIST).content
+    generation.cancel()  # a transition stamps state_changed_at, which the fingerprint reads
+    page = member_client.get(LIST).content
+    assert b"badge-canceled" in page and b"badge-queued" not in page
+
+
+def test_filters_are_part_of_the_key(member_client, member):
+    make(member, "a blue vase")
+    make(member, "a red chair")
+    assert b"a red chair" in member_client.get(LIST).content
+    filtered = member_client.get(LIST, {"q": "vase"}).content
+    assert b"a blue vase" in filtered and b"a red chair" not in filtered
+    partial = member_client.get(LIST, {"q": "vase"}, headers={"HX-Request": "true"}).content
+    assert b"<form" not in partial and b"a blue vase" in partial
+
+
+def test_one_users_view_is_never_served_to_another(client, member, django_user_model):
+    make(member, "the team's chair")
+    stranger = make_user(django_user_model, "stranger")  # no group: sees only their own
+    stranger.user_permissions.add(Permission.objects.get(codename="add_generation"))
+    make(stranger, "the stranger's stool")
+    client.force_login(member)
+    team_view = client.get(LIST).content
+    assert b"the stranger&#x27;s stool" in team_view and b"the team&#x27;s chair" in team_view
+    client.force_login(stranger)
+    own_view = client.get(LIST).content
+    assert b"the stranger&#x27;s stool" in own_view
+    assert b"the team&#x27;s chair" not in own_view
+
+
+def _approve(generation, reviewer):
+    review = Review.objects.create(generation=generation, reviewer=reviewer, decision="approved")
+    ReviewStatus.objects.update_or_create(
+        generation=generation,
+        defaults={
+            "root_id": generation.pk,
+            "state": Decision.APPROVED,
+            "review": review,
+            "decided_at": review.created_at,
+        },
+    )
+
+
+def test_a_decision_and_a_tag_show_in_the_cached_library(client, member, reviewer):
+    chair = make(member, "a red chair", state=State.FINISHED)
+    vase = make(member, "a blue vase", state=State.FINISHED)
+    _approve(chair, reviewer)
+    client.force_login(reviewer)
+    page = client.get(LIBRARY).content
+    assert b"a red chair" in page and b"a blue vase" not in page
+    _approve(vase, reviewer)
+    assert b"a blue vase" in client.get(LIBRARY).content
+    assert b"a red chair" not in client.get(LIBRARY, {"tag": "seating"}).content
+    Tag.objects.create(root=chair, name="seating", added_by=reviewer)
+    assert b"a red chair" in client.get(LIBRARY, {"tag": "seating"}).content
+
+
+def test_the_fingerprint_is_read_once_per_request(rf, member):
+    request = rf.get(LIST)
+    with CaptureQueriesContext(connection) as captured:
+        first = pagecache.fingerprint(request)
+        assert pagecache.fingerprint(request) == first
+    assert len(captured) == 1
+    make(member)
+    assert pagecache.fingerprint(rf.get(LIST)) != first
+
+
+# --- Redis away ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_away(settings):
+    """The cache pointed at a closed port on loopback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "studio_dashboard.cache.TolerantRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "KEY_PREFIX": "studio",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    # Django's setting_changed handler drops the cache connections both ways.
+    yield
+
+
+def test_pages_stay_up_without_redis(client, member, redis_away, caplog):
+    make(member, "a blue vase")
+    client.force_login(member)  # the session is written to the database all the same
+    response = client.get(LIST)
+    assert response.status_code == 200 and b"a blue vase" in response.content
+    assert "treated as a miss" in caplog.text
+
+
+def test_clearing_the_cache_leaves_other_keys_in_its_redis_alone():
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    client.set("celery-like-key", b"queued message")
+    cache.set("page", "body")
+    try:
+        cache.clear()
+        assert cache.get("page") is None
+        assert client.get("celery-like-key") == b"queued message"
+    finally:
+        client.delete("celery-like-key")
