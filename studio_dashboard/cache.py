@@ -7,6 +7,7 @@ failure in the log.
 """
 
 import logging
+import time
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
@@ -14,15 +15,22 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 
+# After a failure the cache is skipped for this long, so a Redis outage costs one
+# connect timeout every few seconds, not one per cache call of every page.
+RETRY_AFTER = 5.0
+
+
 def _tolerant(name, fallback):
     method = getattr(RedisCache, name)
 
     def call(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except RedisError as exc:
-            logger.warning("cache %s failed, treated as a miss: %s", name, exc)
-            return fallback(*args, **kwargs) if callable(fallback) else fallback
+        if time.monotonic() >= self._down_until:
+            try:
+                return method(self, *args, **kwargs)
+            except RedisError as exc:
+                self._down_until = time.monotonic() + RETRY_AFTER
+                logger.warning("cache %s failed, treated as a miss: %s", name, exc)
+        return fallback(*args, **kwargs) if callable(fallback) else fallback
 
     call.__name__ = name
     return call
@@ -49,6 +57,7 @@ class TolerantRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = _ReusedClient
+        self._down_until = 0.0
 
     get = _tolerant("get", _default)
     get_many = _tolerant("get_many", {})

@@ -228,6 +228,10 @@ def test_pages_stay_up_without_redis(client, member, redis_away, caplog):
     response = client.get(LIST)
     assert response.status_code == 200 and b"a blue vase" in response.content
     assert "treated as a miss" in caplog.text
+    # Skipped for a while after the failure: the next page waits for no timeout.
+    caplog.clear()
+    assert client.get(LIST).status_code == 200
+    assert "treated as a miss" not in caplog.text
 
 
 def test_clearing_the_cache_leaves_other_keys_in_its_redis_alone():
