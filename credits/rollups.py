@@ -6,6 +6,11 @@ or neither is. One statement upserts all eight rows (four groups, by day and by
 month), with an increment (not a read-modify-write), so concurrent inserts
 cannot lose an addition. The same SQL runs on PostgreSQL and SQLite (both know
 ``ON CONFLICT ... DO UPDATE`` and ``excluded``).
+
+Finished generations are counted in the same rows, as kind ``FINISHED``
+(``entries`` the count, ``amount`` 0), by triggers on the generations table
+(``credits/migrations/0004``): the spend review's cost per finished model then
+reads no more rows than its sums do.
 """
 
 from django.db import connection
@@ -15,6 +20,8 @@ from .models import SpendRollup
 
 Scope = SpendRollup.Scope
 Grain = SpendRollup.Grain
+# The rollup kind that counts generations by the day they finished (not a ledger kind).
+FINISHED = "finished"
 
 
 def day_of(moment):
@@ -73,28 +80,48 @@ INSERT INTO credits_spendrollup
     (grain, key, scope, day, kind, user_id, provider, edition, amount, entries)
 SELECT '{grain}', {key}, '{scope}', day, kind, {user}, {provider}, {edition},
        SUM(amount), COUNT(*)
-FROM (
+FROM ({source}) AS entries
+GROUP BY day, kind{group}
+"""
+
+# What is rolled up, one row each, with ``{day}`` the moment's day (or month).
+SOURCES = [
+    # Every ledger entry.
+    """
     SELECT {day} AS day, e.kind, e.user_id,
            e.provider, COALESCE(g.edition, '') AS edition, e.amount
     FROM generations_ledgerentry e
     LEFT JOIN generations_generation g ON g.id = e.generation_id
-) AS entries
-GROUP BY day, kind{group}
-"""
+    """,
+    # Every finished generation, counted (as the triggers of migration 0004 count them).
+    f"""
+    SELECT {{day}} AS day, '{FINISHED}' AS kind, e.owner_id AS user_id,
+           e.provider, COALESCE(e.edition, '') AS edition, 0 AS amount
+    FROM generations_generation e
+    WHERE e.state = 'finished' AND e.finished_at IS NOT NULL
+    """,
+]
 
 DAY_SQL = {
-    Grain.DAY: "CAST(e.created_at AT TIME ZONE 'UTC' AS date)",
-    Grain.MONTH: "CAST(date_trunc('month', e.created_at AT TIME ZONE 'UTC') AS date)",
+    Grain.DAY: "CAST(e.{moment} AT TIME ZONE 'UTC' AS date)",
+    Grain.MONTH: "CAST(date_trunc('month', e.{moment} AT TIME ZONE 'UTC') AS date)",
 }
 
 
-def rebuild_postgresql(cursor):
-    """Recompute every rollup from the ledger (PostgreSQL; the benchmark's seeding).
+def rebuild_postgresql(cursor, finished_only=False):
+    """Recompute every rollup from the ledger and the generations (PostgreSQL; the
+    benchmark's seeding).
 
-    Produces the same rows ``record`` would have built one entry at a time (the
-    site's time zone is UTC).
+    Produces the same rows ``record`` (and the finished triggers) would have built
+    one row at a time (the site's time zone is UTC). ``finished_only``: only the
+    counts of finished generations (migration 0004's backfill).
     """
-    cursor.execute("DELETE FROM credits_spendrollup")
+    sources = list(zip(SOURCES, ["created_at", "finished_at"], strict=True))
+    if finished_only:
+        sources = sources[1:]
+        cursor.execute(f"DELETE FROM credits_spendrollup WHERE kind = '{FINISHED}'")
+    else:
+        cursor.execute("DELETE FROM credits_spendrollup")
     scopes = [
         ("'t'", Scope.TEAM, "NULL", "''", "''", ""),
         ("'u' || user_id", Scope.USER, "user_id", "''", "''", ", user_id"),
@@ -115,17 +142,18 @@ def rebuild_postgresql(cursor):
             ", user_id, provider, edition",
         ),
     ]
-    for grain, day in DAY_SQL.items():
-        for key, scope, user, provider, edition, group in scopes:
-            cursor.execute(
-                REBUILD_SQL.format(
-                    grain=grain.value,
-                    key=key,
-                    scope=scope.value,
-                    user=user,
-                    provider=provider,
-                    edition=edition,
-                    group=group,
-                    day=day,
+    for source, moment in sources:
+        for grain, day in DAY_SQL.items():
+            for key, scope, user, provider, edition, group in scopes:
+                cursor.execute(
+                    REBUILD_SQL.format(
+                        source=source.format(day=day.format(moment=moment)),
+                        grain=grain.value,
+                        key=key,
+                        scope=scope.value,
+                        user=user,
+                        provider=provider,
+                        edition=edition,
+                        group=group,
+                    )
                 )
-            )
