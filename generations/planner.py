@@ -84,10 +84,17 @@ def min_interval() -> float:
 
 
 def calls_are_scarce() -> bool:
-    """Submits are waiting for the rate budget: every call should find something."""
+    """Submits are waiting for the rate budget: every call should find something.
+
+    Any QUEUED generation counts, whatever its due time: one that the budget
+    turned away waits with its due time set to when a slot frees, and one just
+    created waits for its doorbell with a due time some seconds ahead (only a
+    fallback). Counting only the overdue ones made a saturated queue look idle
+    right after each burst of submits, so first polls came early and wasted calls.
+    """
     from .models import Generation, State
 
-    return Generation.objects.filter(state=State.QUEUED, due_at__lte=timezone.now()).exists()
+    return Generation.objects.filter(state=State.QUEUED).exists()
 
 
 def _fixed():

@@ -47,6 +47,13 @@ def test_when_calls_are_scarce_the_first_poll_waits_for_the_90th_percentile(memb
     assert planner.first_poll_at(generation, NOW) == NOW + timedelta(seconds=187.5)
 
 
+def test_a_submit_waiting_for_its_slot_makes_calls_scarce_too(member):
+    # Turned away by the budget: due again when a slot frees, a few seconds ahead.
+    make(member, state=State.QUEUED, due_at=NOW + timedelta(seconds=5))
+    generation = make(member, state=State.PENDING, submitted_at=NOW)
+    assert planner.first_poll_at(generation, NOW) == NOW + timedelta(seconds=187.5)
+
+
 def test_when_calls_are_plentiful_the_first_poll_comes_early(member):
     generation = make(member, state=State.PENDING, submitted_at=NOW)
     assert planner.first_poll_at(generation, NOW) == NOW + timedelta(seconds=90)

@@ -15,6 +15,10 @@ the generation's duration.
 Durations, the rate window and poll intervals are all multiplied by the time
 scale (a 60 s window becomes 6 s at 0.1), so the figures compare as at full scale;
 only our own processing time (download, checks, conversion) is not scaled.
+
+The clock starts once every worker and the dispatcher are up (a deployment's
+processes are running before members arrive): process start-up is neither
+scaled nor part of the pipeline. ``--detail`` prints each generation's timeline.
 """
 
 import argparse
@@ -58,10 +62,12 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
+from django.utils import timezone  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from generations.images import clean_upload  # noqa: E402
 from generations.models import Generation  # noqa: E402
+from ops.models import Heartbeat  # noqa: E402
 from tests.processes import Stack, wait_for  # noqa: E402
 
 
@@ -81,6 +87,15 @@ JOBS = [
     ("trellis2", "image", "", {}, True),
     ("hunyuan_pro", "text", "3.0", {}, False),
 ]
+
+
+def _up(since, workers):
+    """Every worker has started and the dispatcher has run since ``since``."""
+    beats = Heartbeat.objects.filter(beat_at__gte=since)
+    return (
+        beats.filter(name__startswith="worker:").count() >= workers
+        and beats.filter(name="dispatcher").exists()
+    )
 
 
 def run(mode, args, owner, image):
@@ -108,8 +123,10 @@ def run(mode, args, owner, image):
     # Reference images must be where the workers look (override_settings resets the storage).
     media = override_settings(MEDIA_ROOT=stack.media)
     media.enable()
+    booted = timezone.now()
     stack.start(workers=2)
     try:
+        wait_for(lambda: _up(booted, workers=2), 60, interval=0.1, message="workers and dispatcher")
         started = time.time()
         generations = []
         solo = mode.endswith("-solo")
@@ -124,6 +141,10 @@ def run(mode, args, owner, image):
                     args.timeout,
                     interval=0.2,
                 )
+                # With a gap of one window the budget is empty when the next one is
+                # sent ("when the budget has room", DESIGN.md); without one the
+                # previous generation's polls still take slots in the window.
+                time.sleep(args.solo_gap * window)
             provider, input_mode, edition, options, needs_image = JOBS[i % len(JOBS)]
             generations.append(
                 Generation.objects.create_queued(
@@ -167,11 +188,19 @@ def run(mode, args, owner, image):
     if mode.endswith("-solo"):  # sequential by design: the bound is the sum of the jobs
         bound = sum(t["finishes_at"] - t["created_at"] for t in tasks)
     detected, visible = [], []
-    for g in finished:
+    for g in sorted(finished, key=lambda g: g.pk):
         task = upstream[g.upstream_task_id]
         duration = task["finishes_at"] - task["created_at"]
         detected.append((g.upstream_done_at.timestamp() - task["finishes_at"]) / duration)
         visible.append((g.finished_at.timestamp() - task["finishes_at"]) / duration)
+        if args.detail:
+            print(
+                f"  #{g.pk:<3} {g.provider:14} submit {g.submitted_at.timestamp() - started:6.2f}"
+                f"  upstream {duration:5.2f} s, done {task['finishes_at'] - started:6.2f}"
+                f"  seen +{g.upstream_done_at.timestamp() - task['finishes_at']:5.2f}"
+                f"  visible +{g.finished_at.timestamp() - task['finishes_at']:5.2f}"
+                f"  polls {g.polls}"
+            )
 
     def pct(values, q):
         return (
@@ -207,6 +236,13 @@ def main():
     )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--solo", type=int, default=8, help="generations in the *-solo runs")
+    parser.add_argument(
+        "--solo-gap",
+        type=float,
+        default=0.0,
+        help="rate windows to wait between two *-solo generations (0: back to back)",
+    )
+    parser.add_argument("--detail", action="store_true", help="print each generation's timeline")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     owner, _ = get_user_model().objects.get_or_create(username="bench")
