@@ -497,7 +497,8 @@ def generation_list(request):
         (
             "generations:list",
             partial,
-            sorted(request.GET.lists()),
+            # review_state joins the form's fields when the reviews app is installed.
+            pagecache.query(request, [*HistoryFilterForm.base_fields, "review_state"]),
             visibility_scope(request.user),
             request.user.has_perm("generations.add_generation"),
         ),

@@ -416,7 +416,12 @@ def library(request):
     partial = "library-results" if request.htmx else "body"
     body = pagecache.body(
         request,
-        ("library:index", partial, sorted(request.GET.lists()), visibility_scope(request.user)),
+        (
+            "library:index",
+            partial,
+            pagecache.query(request, forms.LibraryFilterForm.base_fields),
+            visibility_scope(request.user),
+        ),
         lambda: render_to_string(
             f"library/index.html#{partial}", _library_context(request), request
         ),

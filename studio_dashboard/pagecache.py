@@ -21,6 +21,7 @@ cached body expires.
 import hashlib
 from functools import cache as memoize
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.utils.safestring import mark_safe
@@ -59,12 +60,20 @@ def fingerprint(request):
     return cached
 
 
+def query(request, names):
+    """The request's values of the parameters ``names`` (a form's fields), as a key part:
+    parameters the page does not read cannot make new keys (and fill the cache)."""
+    return [(name, request.GET.getlist(name)) for name in sorted(names) if name in request.GET]
+
+
 def body(request, parts, render):
     """The HTML ``render()`` returns for ``parts``, from the cache while the data is unchanged.
 
     ``parts`` must name everything the body depends on besides the fingerprinted
     data: the view and partial, the query string, the asker's scope and permissions.
     """
+    if not settings.PAGE_BODY_CACHE:
+        return mark_safe(str(render()))
     digest = hashlib.sha256(repr((parts, fingerprint(request))).encode()).hexdigest()
     key = f"body:{digest}"
     html = cache.get(key)

@@ -148,6 +148,23 @@ def test_filters_are_part_of_the_key(member_client, member):
     assert b"<form" not in partial and b"a blue vase" in partial
 
 
+def test_unknown_parameters_make_no_new_bodies(member_client, member):
+    make(member, "a blue vase")
+    member_client.get(LIST)
+    with CaptureQueriesContext(connection) as captured:
+        member_client.get(LIST, {"utm": "x1", "junk": "y"})
+    assert not any("generations_asset" in q["sql"] for q in captured.captured_queries)
+
+
+def test_with_the_body_cache_off_every_body_is_rendered(member_client, member, settings):
+    settings.PAGE_BODY_CACHE = False
+    make(member, "a blue vase")
+    member_client.get(LIST)
+    with CaptureQueriesContext(connection) as captured:
+        member_client.get(LIST)
+    assert any("generations_asset" in q["sql"] for q in captured.captured_queries)
+
+
 def test_one_users_view_is_never_served_to_another(client, member, django_user_model):
     make(member, "the team's chair")
     stranger = make_user(django_user_model, "stranger")  # no group: sees only their own
