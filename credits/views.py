@@ -1,4 +1,5 @@
 import csv
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -6,9 +7,12 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from generations.models import LedgerEntry, WalletSnapshot
+from studio_dashboard import pagecache
 
 from . import budgets, prices, reconcile, spend
 from .forms import AdjustmentForm, BudgetForm, PriceTableForm, SpendFilterForm
@@ -27,24 +31,39 @@ def _require(request, perm):
 @permission_required(VIEW_SPEND, raise_exception=True)
 @require_GET
 def spend_review(request):
+    """The admins' spend review. Its body is cached while the ledger, the generations and
+    the wallet are unchanged (studio_dashboard/pagecache.py fingerprints all three)."""
+    query = pagecache.query(request, SpendFilterForm.base_fields)
+    body = pagecache.body(
+        request,
+        (
+            "credits:spend",
+            query,
+            # "This month" by default: the day is part of what the body shows.
+            timezone.localdate(),
+            sorted(request.user.get_all_permissions()),
+        ),
+        lambda: render_to_string(
+            "credits/spend.html#body", _spend_context(request, query), request
+        ),
+    )
+    return render(request, "credits/spend.html", {"body": body})
+
+
+def _spend_context(request, query):
     form = SpendFilterForm(request.GET or None)
     start, end, user, provider = form.filters()
     if not form.is_bound:
         form = SpendFilterForm(initial={"start": start, "end": end})
     report = spend.report(start, end, user=user, provider=provider)
-    query = request.GET.urlencode()
-    return render(
-        request,
-        "credits/spend.html",
-        {
-            "form": form,
-            "report": report,
-            "chart": spend.chart_svg(report.days),
-            "query": query,
-            "wallet": WalletSnapshot.objects.order_by("-fetched_at", "-id").first(),
-            "low_balance_threshold": settings.LOW_BALANCE_WARNING,
-        },
-    )
+    return {
+        "form": form,
+        "report": report,
+        "chart": spend.chart_svg(report.days),
+        "query": urlencode(query, doseq=True),
+        "wallet": WalletSnapshot.objects.order_by("-fetched_at", "-id").first(),
+        "low_balance_threshold": settings.LOW_BALANCE_WARNING,
+    }
 
 
 class _Echo:

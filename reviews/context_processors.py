@@ -61,7 +61,7 @@ def awaiting_review_count(request):
     process (web workers, Celery) is seen by all; AWAITING_COUNT_TTL bounds what it
     cannot see.
     """
-    _generation, newest_change, newest_review, _tag = pagecache.fingerprint(request)
+    _generation, newest_change, newest_review, *_others = pagecache.fingerprint(request)
     seen = (newest_review, newest_change)
     cached = cache.get(AWAITING_COUNT_KEY)
     if cached is not None and tuple(cached[:2]) == seen:

@@ -1,7 +1,8 @@
 """Rendered page bodies kept in the cache, keyed by what they show and a fingerprint.
 
-The history list and the library render two dozen cards each, which costs far
-more than reading them: most of a request was the template engine. Their bodies
+The history list and the library render two dozen cards each, and the spend
+review a year of figures, which costs far more than reading them: most of a
+request was the template engine. Their bodies
 depend on the rows, the query string and a little of who is asking, and the rows
 change in ways a few index probes can see. So a body is cached under a key made
 of what it shows (the page, its query string, the asker's scope) and a
@@ -10,7 +11,8 @@ fingerprint of the data read in one query:
 - the newest generation id (a generation was created),
 - the newest state change (a generation moved: finished, failed, ...),
 - the newest review id (a decision),
-- the newest tag id (a tag was added).
+- the newest tag id (a tag was added),
+- the newest ledger entry and wallet snapshot (the spend review's figures).
 
 Any of those moving makes a new key, in any process (the fingerprint lives in the
 database, the bodies in the shared cache). What the fingerprint cannot see (a
@@ -31,7 +33,7 @@ BODY_TTL = 60
 
 @memoize
 def _fingerprint_sql():
-    from generations.models import Generation
+    from generations.models import Generation, LedgerEntry, WalletSnapshot
     from reviews.models import Review, Tag
 
     parts = []
@@ -41,6 +43,8 @@ def _fingerprint_sql():
         Generation.objects.order_by("-state_changed_at").values("state_changed_at"),
         Review.objects.order_by("-id").values("id"),
         Tag.objects.order_by("-id").values("id"),
+        LedgerEntry.objects.order_by("-id").values("id"),
+        WalletSnapshot.objects.order_by("-id").values("id"),
     ):
         sql, sql_params = queryset[:1].query.sql_with_params()
         parts.append(f"({sql})")

@@ -264,3 +264,21 @@ def test_clearing_the_cache_leaves_other_keys_in_its_redis_alone():
         assert client.get("celery-like-key") == b"queued message"
     finally:
         client.delete("celery-like-key")
+
+
+def test_the_cached_spend_review_shows_a_new_entry_and_wallet_at_once(client, admin_user):
+    from decimal import Decimal
+
+    from generations.models import LedgerEntry, WalletSnapshot
+
+    client.force_login(admin_user)
+    spend = reverse("credits:spend")
+    before = client.get(spend).content
+    assert b"-4,321" not in before and b"-4321" not in before
+    LedgerEntry.objects.create(
+        kind=LedgerEntry.Kind.ADJUSTMENT, user=admin_user, amount=-4321, note="typo fixed"
+    )
+    after = client.get(spend).content
+    assert b"4321" in after or b"4,321" in after
+    WalletSnapshot.objects.create(balance=Decimal("12.50"), rate_limit=3)
+    assert b"12.50" in client.get(spend).content
