@@ -73,11 +73,12 @@ def _get_generation_for_user(request, pk, act=False, assets=True):
     """The generation if this user may see it, else 404 (never reveal that it exists).
 
     With ``act``, also PermissionDenied unless the user may act on it. Without
-    ``assets`` its files are not read (the polled card of one still in flight).
+    ``assets`` neither its files nor its owner are read (the polled card of one
+    still in flight shows neither).
     """
-    queryset = Generation.objects.visible_to(request.user).select_related("owner")
+    queryset = Generation.objects.visible_to(request.user)
     if assets:
-        queryset = queryset.prefetch_related("assets")
+        queryset = queryset.select_related("owner").prefetch_related("assets")
     generation = get_object_or_404(queryset, pk=pk)
     if act and not can_act(request.user, generation):
         raise PermissionDenied("Only the owner or an admin can do this.")
