@@ -513,11 +513,14 @@ def generation_list(request):
 # --- files ---------------------------------------------------------------------------------
 
 
-def _stream(file, filename, fmt, inline):
-    # The web process streams every download, in 64 kB blocks, from local disk or straight
-    # from one S3 GET: never a whole file in memory. We stream rather than redirect to a
-    # signed URL so the bucket can sit on a private network the browsers cannot reach, and
-    # so no bearer URL (valid for anyone holding it) ever leaves the authorised view.
+def stream_download(file, filename, fmt, inline):
+    """The response streaming a stored file: every download of the site goes through here.
+
+    The web process streams, in 64 kB blocks, from local disk or straight from one
+    S3 GET: never a whole file in memory. We stream rather than redirect to a signed
+    URL so the bucket can sit on a private network the browsers cannot reach, and so
+    no bearer URL (valid for anyone holding it) ever leaves the authorised view.
+    """
     source, size = storage.open_stream(file)
     response = FileResponse(source, as_attachment=not inline, filename=filename)
     response.block_size = storage.CHUNK
@@ -541,7 +544,7 @@ def asset_download(request, pk, asset_pk, inline=False):
         if conversion.output_format == "obj":
             role = "obj"
     filename = f"generation-{generation.pk}-{role}-{asset.pk}.{extension}"
-    return _stream(asset.file, filename, asset.format, inline)
+    return stream_download(asset.file, filename, asset.format, inline)
 
 
 @login_required
@@ -552,6 +555,6 @@ def reference_image(request, pk, image_pk):
     image = get_object_or_404(ReferenceImage, pk=image_pk, generation=generation)
     extension = {"jpeg": "jpg"}.get(image.format, image.format)
     filename = f"generation-{generation.pk}-{image.slot}.{extension}"
-    response = _stream(image.file, filename, image.format, inline=True)
+    response = stream_download(image.file, filename, image.format, inline=True)
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from generations.models import Asset, Generation, visibility_scope
-from generations.views import _stream as stream_download
+from generations.views import stream_download
 from studio_dashboard import pagecache
 
 from . import forms
