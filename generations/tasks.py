@@ -508,7 +508,10 @@ def refresh_wallet():
 # due time is the ledger of work, each step is claimed with a conditional UPDATE,
 # a submit whose outcome is unknown is never resent.
 
-CONVERSION_POLL_LEASE = timedelta(seconds=400)  # longer than poll_conversion's time limit
+# Longer than poll_conversion's hard time limit, which is longer than one download's
+# deadline (ingest.DOWNLOAD_DEADLINE, 600 s): a slow file ends by the deadline's clear
+# error, not by the task being killed, and the step is not handed out twice meanwhile.
+CONVERSION_POLL_LEASE = timedelta(seconds=760)
 
 
 def _conversion_step(conversion_id, claim, expected):
@@ -685,7 +688,7 @@ def _duration_scale():
     return django_settings.PLANNER_DURATION_SCALE
 
 
-@shared_task(acks_late=True, soft_time_limit=300, time_limit=330, ignore_result=True)
+@shared_task(acks_late=True, soft_time_limit=660, time_limit=700, ignore_result=True)
 def poll_conversion(conversion_id, claim=None):
     """Ask how a conversion is doing; store its file once it is done."""
     from .models import Asset, Conversion

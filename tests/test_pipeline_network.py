@@ -235,3 +235,13 @@ def test_a_generation_whose_result_drips_is_retried_then_asks_a_person(
     assert all(deadline <= d < deadline + MARGIN for d in durations), durations
     assert not Asset.objects.filter(generation=generation).exists()
     assert leftovers(settings) == []
+
+
+def test_a_conversion_poll_outlives_one_download_deadline():
+    """A dripping converted file must end by the download deadline's clear error, not by the
+    task's time limit, and its step must not be handed out again while it downloads."""
+    from generations import ingest, tasks
+
+    assert tasks.poll_conversion.soft_time_limit > ingest.DOWNLOAD_DEADLINE
+    assert tasks.poll_conversion.time_limit > tasks.poll_conversion.soft_time_limit
+    assert tasks.CONVERSION_POLL_LEASE.total_seconds() > tasks.poll_conversion.time_limit
