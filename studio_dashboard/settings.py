@@ -95,6 +95,17 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_PREPARED_STATEMENTS", True
+):
+    # Server-side parameters and prepared statements: a page's few small queries are
+    # each run thousands of times, and PostgreSQL took longer to plan them than to run
+    # them (0.4 ms against 0.1 ms for the user's). psycopg prepares a statement on a
+    # connection the second time it sees it. Behind PgBouncer in transaction mode
+    # (before 1.21's max_prepared_statements) set DATABASE_PREPARED_STATEMENTS=0.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=2
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Web, worker and beat share one SQLite file in the embedded set-up: wait
