@@ -334,7 +334,8 @@ class Generation(models.Model):
             list(IN_FLIGHT_STATES),
             State.NEEDS_ATTENTION,
             attention_reason=reason[:2000],
-            last_raw_response=raw[:4000] if raw else self.last_raw_response,
+            # Without a new answer, keep the row's (never this instance's possibly older copy).
+            **({"last_raw_response": raw[:4000]} if raw else {}),
             due_at=None,
             claim="",
         )

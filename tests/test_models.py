@@ -166,3 +166,13 @@ def test_the_due_query_uses_only_in_flight_rows(member):
     make_generation(member, due_at=now, state=State.FINISHED)
     make_generation(member, due_at=now + timezone.timedelta(hours=1))
     assert list(Generation.objects.due(now)) == [due]
+
+
+def test_needs_attention_without_an_answer_keeps_the_rows_latest_answer(member):
+    generation = make_generation(member, state=State.PENDING)
+    stale = Generation.objects.get(pk=generation.pk)  # loaded before the newer answer
+    Generation.objects.filter(pk=generation.pk).update(last_raw_response='{"status": "newer"}')
+    stale.mark_needs_attention("Still not finished upstream.")
+    generation.refresh_from_db()
+    assert generation.state == State.NEEDS_ATTENTION
+    assert generation.last_raw_response == '{"status": "newer"}'
