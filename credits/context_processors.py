@@ -1,11 +1,15 @@
 from django.utils.functional import SimpleLazyObject
 
+from studio_dashboard import pagecache
+
 from . import budgets
 
 
-def _warning(user):
+def _warning(request):
     """The tightest of the user's budgets once 80% of it is used, else None."""
-    rows = budgets.usage(user)
+    if not pagecache.header(request).budgeted:
+        return None  # no budget applies: nothing more to read
+    rows = budgets.usage(request.user)
     if not rows:
         return None
     tightest = max(rows, key=lambda row: row.percent)
@@ -22,4 +26,4 @@ def budget_warning(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"budget_warning": None}
-    return {"budget_warning": SimpleLazyObject(lambda: _warning(user))}
+    return {"budget_warning": SimpleLazyObject(lambda: _warning(request))}

@@ -1,11 +1,24 @@
 from django.conf import settings
+from django.utils.functional import SimpleLazyObject
+
+from studio_dashboard import pagecache
+
+
+def _open_alerts(request):
+    if not pagecache.header(request).alerting:
+        return []  # none open: nothing more to read
+    from .models import Alert
+
+    return list(Alert.objects.filter(resolved_at__isnull=True)[:3])
 
 
 def studio(request):
+    """The sandbox badge and, for those who may see them, up to three open alerts.
+
+    The alerts are lazy: fragments, which have no banner, read nothing for them.
+    """
     context = {"sandbox_mode": settings.SANDBOX_MODE, "open_alerts": ()}
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.has_perm("generations.view_alert"):
-        from .models import Alert
-
-        context["open_alerts"] = list(Alert.objects.filter(resolved_at__isnull=True)[:3])
+        context["open_alerts"] = SimpleLazyObject(lambda: _open_alerts(request))
     return context

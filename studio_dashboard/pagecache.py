@@ -21,6 +21,7 @@ cached body expires.
 """
 
 import hashlib
+from dataclasses import dataclass
 from functools import cache as memoize
 
 from django.conf import settings
@@ -32,12 +33,19 @@ BODY_TTL = 60
 
 
 @memoize
-def _fingerprint_sql():
-    from generations.models import Generation, LedgerEntry, WalletSnapshot
-    from reviews.models import Review, Tag
+def _request_sql():
+    """One statement for the request: the data fingerprint, then the header's figures.
+
+    The header's figures are the signed-in user's: unread notifications (as
+    ``Notification.objects.unread_for``), whether a budget applies to them (as
+    ``credits.budgets.applicable``; only then is its use read) and whether any
+    alert is open (only then are alerts read, for those who may see them).
+    """
+    from credits.models import Budget
+    from generations.models import Alert, Generation, LedgerEntry, WalletSnapshot
+    from reviews.models import Notification, Review, Tag
 
     parts = []
-    params = []
     for queryset in (
         Generation.objects.order_by("-id").values("id"),
         Generation.objects.order_by("-state_changed_at").values("state_changed_at"),
@@ -47,21 +55,53 @@ def _fingerprint_sql():
         WalletSnapshot.objects.order_by("-id").values("id"),
     ):
         sql, sql_params = queryset[:1].query.sql_with_params()
+        assert not sql_params, sql_params
         parts.append(f"({sql})")
-        params += sql_params
-    return "SELECT " + ", ".join(parts), tuple(params)
+    notifications = Notification._meta.db_table
+    budgets = Budget._meta.db_table
+    alerts = Alert._meta.db_table
+    parts += [
+        f'(SELECT COUNT(*) FROM "{notifications}" WHERE "recipient_id" = %s '
+        'AND "in_app" AND "read_at" IS NULL)',
+        f'EXISTS(SELECT 1 FROM "{budgets}" WHERE ("user_id" = %s OR "user_id" IS NULL) '
+        "AND \"provider\" = '')",
+        f'EXISTS(SELECT 1 FROM "{alerts}" WHERE "resolved_at" IS NULL)',
+    ]
+    return "SELECT " + ", ".join(parts)
+
+
+FINGERPRINT_SIZE = 6
+
+
+@dataclass(frozen=True)
+class Header:
+    unread: int
+    budgeted: bool
+    alerting: bool
+
+
+def _read(request):
+    """(fingerprint, Header), read in one query the first time a request asks."""
+    cached = getattr(request, "_studio_figures", None)
+    if cached is None:
+        user = getattr(request, "user", None)
+        user_id = user.pk if user is not None and user.is_authenticated else None
+        with connection.cursor() as cursor:
+            cursor.execute(_request_sql(), [user_id, user_id])
+            row = tuple(cursor.fetchone())
+        cached = (row[:FINGERPRINT_SIZE], Header(*row[FINGERPRINT_SIZE:]))
+        request._studio_figures = cached
+    return cached
 
 
 def fingerprint(request):
     """The fingerprint of the data the cached bodies show, read once per request."""
-    cached = getattr(request, "_studio_fingerprint", None)
-    if cached is None:
-        sql, params = _fingerprint_sql()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            cached = tuple(cursor.fetchone())
-        request._studio_fingerprint = cached
-    return cached
+    return _read(request)[0]
+
+
+def header(request):
+    """The signed-in user's header figures (see ``_request_sql``), from the same query."""
+    return _read(request)[1]
 
 
 def query(request, names):

@@ -282,3 +282,75 @@ def test_the_cached_spend_review_shows_a_new_entry_and_wallet_at_once(client, ad
     assert b"4321" in after or b"4,321" in after
     WalletSnapshot.objects.create(balance=Decimal("12.50"), rate_limit=3)
     assert b"12.50" in client.get(spend).content
+
+
+# --- the header's figures, read with the fingerprint ---------------------------------------
+
+
+def _header(rf, user):
+    request = rf.get(LIST)
+    request.user = user
+    return pagecache.header(request)
+
+
+def test_the_unread_count_matches_the_notifications_own_rule(rf, member, second_member):
+    from django.utils import timezone
+
+    from reviews.models import Notification
+
+    def note(recipient, **fields):
+        return Notification.objects.create(
+            recipient=recipient,
+            kind="decision",
+            key=f"k{Notification.objects.count()}",
+            message="m",
+            **fields,
+        )
+
+    note(member)
+    note(member)
+    note(member, read_at=timezone.now())
+    note(member, in_app=False)
+    note(second_member)
+    assert _header(rf, member).unread == Notification.objects.unread_for(member).count() == 2
+    assert _header(rf, second_member).unread == 1
+
+
+def test_budgeted_matches_the_budgets_that_apply(rf, member, second_member, admin_user):
+    from credits import budgets
+    from credits.models import Budget
+
+    assert not _header(rf, member).budgeted
+    Budget.objects.create(user=second_member, provider="", monthly_limit=100, updated_by=admin_user)
+    Budget.objects.create(
+        user=member, provider="tripo_v3", monthly_limit=100, updated_by=admin_user
+    )
+    for user in (member, second_member):
+        assert _header(rf, user).budgeted == budgets.applicable(user).exists()
+    assert not _header(rf, member).budgeted  # a provider cap alone is not the header's
+    Budget.objects.create(user=None, provider="", monthly_limit=1000, updated_by=admin_user)
+    assert _header(rf, member).budgeted
+
+
+def test_a_page_reads_no_budget_and_no_alert_when_there_are_none(client, admin_user):
+    client.force_login(admin_user)
+    client.get(LIST)
+    _, sql = queries(client, LIST)
+    assert not any("credits_budget" in q and "monthly_limit" in q for q in sql)
+    assert not any('FROM "generations_alert"' in q and "message" in q for q in sql)
+
+
+def test_an_open_alert_and_a_spent_budget_still_show(client, admin_user, member):
+    from credits.models import Budget
+    from generations.models import Alert, LedgerEntry
+
+    Alert.objects.create(message="The upstream refused our API key.")
+    client.force_login(admin_user)
+    assert b"The upstream refused our API key." in client.get(LIST).content
+    Budget.objects.create(user=member, provider="", monthly_limit=100, updated_by=admin_user)
+    LedgerEntry.objects.create(
+        kind=LedgerEntry.Kind.ADJUSTMENT, user=member, amount=-90, note="spent elsewhere"
+    )
+    client.force_login(member)
+    page = client.get(LIST).content.decode()
+    assert 'id="budget-banner"' in page and "90%" in page
