@@ -1,12 +1,11 @@
-"""Rendered page bodies kept in the cache, keyed by what they show and a fingerprint.
+"""Rendered page bodies kept in the cache, and the one query every page makes.
 
 The history list and the library render two dozen cards each, and the spend
 review a year of figures, which costs far more than reading them: most of a
-request was the template engine. Their bodies
-depend on the rows, the query string and a little of who is asking, and the rows
-change in ways a few index probes can see. So a body is cached under a key made
-of what it shows (the page, its query string, the asker's scope) and a
-fingerprint of the data read in one query:
+request was the template engine. Their bodies depend on the rows, the query
+string and a little of who is asking, and the rows change in ways a few index
+probes can see. So a body is cached under a key made of what it shows (the
+page, its query string, the asker's scope) and a fingerprint of the data:
 
 - the newest generation id (a generation was created),
 - the newest state change (a generation moved: finished, failed, ...),
@@ -18,6 +17,9 @@ Any of those moving makes a new key, in any process (the fingerprint lives in th
 database, the bodies in the shared cache). What the fingerprint cannot see (a
 tag removed, a username changed) shows within ``BODY_TTL`` seconds, when the
 cached body expires.
+
+The same statement returns the header's figures for the signed-in user (see
+``header``), so a cached page costs one query besides the user's.
 """
 
 import hashlib
