@@ -219,12 +219,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # Embedded broker for machines without Redis: kombu's filesystem transport
     # keeps messages in plain files, so no server is needed.
     _broker_dir = Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "broker")))
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Exchange tables (kombu's default is ./control, in whatever directory it runs).
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
