@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -34,20 +33,17 @@ def spend_review(request):
     """The admins' spend review. Its body is cached while the ledger, the generations and
     the wallet are unchanged (studio_dashboard/pagecache.py fingerprints all three)."""
     query = pagecache.query(request, SpendFilterForm.base_fields)
-    body = pagecache.body(
+    return pagecache.page(
         request,
+        "credits/spend.html",
         (
-            "credits:spend",
             query,
             # "This month" by default: the day is part of what the body shows.
             timezone.localdate(),
             sorted(request.user.get_all_permissions()),
         ),
-        lambda: render_to_string(
-            "credits/spend.html#body", _spend_context(request, query), request
-        ),
+        lambda: _spend_context(request, query),
     )
-    return render(request, "credits/spend.html", {"body": body})
 
 
 def _spend_context(request, query):

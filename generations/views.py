@@ -20,7 +20,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -480,9 +479,8 @@ def generation_list(request):
     The body (form, count, cards) is cached while the generations are unchanged
     (see studio_dashboard/pagecache.py); htmx swaps only the results.
     """
-    partial = "results" if request.htmx else "body"
 
-    def render_body():
+    def context():
         form = HistoryFilterForm(request.GET)
         generations = form.filter(
             Generation.objects.visible_to(request.user)
@@ -490,24 +488,20 @@ def generation_list(request):
             .prefetch_related(_thumbnails(), "images")
         )
         page = Paginator(generations, PAGE_SIZE).get_page(form.page_number())
-        context = {"form": form, "page": page}
-        return render_to_string(f"generations/list.html#{partial}", context, request)
+        return {"form": form, "page": page}
 
-    body = pagecache.body(
+    return pagecache.page(
         request,
+        "generations/list.html",
         (
-            "generations:list",
-            partial,
             # review_state joins the form's fields when the reviews app is installed.
             pagecache.query(request, [*HistoryFilterForm.base_fields, "review_state"]),
             visibility_scope(request.user),
             request.user.has_perm("generations.add_generation"),
         ),
-        render_body,
+        context,
+        htmx_partial="results",
     )
-    if request.htmx:
-        return HttpResponse(body)
-    return render(request, "generations/list.html", {"body": body})
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -60,8 +60,8 @@ def awaiting_review_count(request):
     process (web workers, Celery) is seen by all; AWAITING_COUNT_TTL bounds what it
     cannot see.
     """
-    _generation, newest_change, newest_review, *_others = pagecache.fingerprint(request)
-    seen = (newest_review, newest_change)
+    newest = pagecache.fingerprint(request)
+    seen = (newest.review, newest.change)
     cached = cache.get(AWAITING_COUNT_KEY)
     if cached is not None and tuple(cached[:2]) == seen:
         return cached[2]
@@ -71,7 +71,7 @@ def awaiting_review_count(request):
         (count,) = cursor.fetchone()
     # Saved only when counted (a hit must not extend the TTL), under the fingerprint
     # read before counting: a change in between makes the next request count again.
-    if newest_change is not None:
+    if newest.change is not None:
         cache.set(AWAITING_COUNT_KEY, (*seen, count), AWAITING_COUNT_TTL)
     return count
 

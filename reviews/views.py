@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q, prefetch_related_objects
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -413,22 +412,16 @@ def audit_log(request):
 def library(request):
     """Approved models, filtered and paged; the body is cached while the data is unchanged
     (see studio_dashboard/pagecache.py), htmx swaps only the results."""
-    partial = "library-results" if request.htmx else "body"
-    body = pagecache.body(
+    return pagecache.page(
         request,
+        "library/index.html",
         (
-            "library:index",
-            partial,
             pagecache.query(request, forms.LibraryFilterForm.base_fields),
             visibility_scope(request.user),
         ),
-        lambda: render_to_string(
-            f"library/index.html#{partial}", _library_context(request), request
-        ),
+        lambda: _library_context(request),
+        htmx_partial="library-results",
     )
-    if request.htmx:
-        return HttpResponse(body)
-    return render(request, "library/index.html", {"body": body})
 
 
 def _library_context(request):

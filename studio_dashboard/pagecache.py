@@ -23,12 +23,16 @@ The same statement returns the header's figures for the signed-in user (see
 """
 
 import hashlib
+from collections import namedtuple
 from dataclasses import dataclass
 from functools import cache as memoize
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 BODY_TTL = 60
@@ -47,15 +51,17 @@ def _request_sql():
     from generations.models import Alert, Generation, LedgerEntry, WalletSnapshot
     from reviews.models import Notification, Review, Tag
 
+    newest = {
+        "generation": Generation.objects.order_by("-id").values("id"),
+        "change": Generation.objects.order_by("-state_changed_at").values("state_changed_at"),
+        "review": Review.objects.order_by("-id").values("id"),
+        "tag": Tag.objects.order_by("-id").values("id"),
+        "ledger_entry": LedgerEntry.objects.order_by("-id").values("id"),
+        "wallet_snapshot": WalletSnapshot.objects.order_by("-id").values("id"),
+    }
+    assert tuple(newest) == Fingerprint._fields
     parts = []
-    for queryset in (
-        Generation.objects.order_by("-id").values("id"),
-        Generation.objects.order_by("-state_changed_at").values("state_changed_at"),
-        Review.objects.order_by("-id").values("id"),
-        Tag.objects.order_by("-id").values("id"),
-        LedgerEntry.objects.order_by("-id").values("id"),
-        WalletSnapshot.objects.order_by("-id").values("id"),
-    ):
+    for queryset in newest.values():
         sql, sql_params = queryset[:1].query.sql_with_params()
         assert not sql_params, sql_params
         parts.append(f"({sql})")
@@ -72,7 +78,10 @@ def _request_sql():
     return "SELECT " + ", ".join(parts)
 
 
-FINGERPRINT_SIZE = 6
+# The newest of each: a change to any of them makes new keys.
+Fingerprint = namedtuple(
+    "Fingerprint", ["generation", "change", "review", "tag", "ledger_entry", "wallet_snapshot"]
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,8 @@ def _read(request):
         with connection.cursor() as cursor:
             cursor.execute(_request_sql(), [user_id, user_id])
             row = tuple(cursor.fetchone())
-        cached = (row[:FINGERPRINT_SIZE], Header(*row[FINGERPRINT_SIZE:]))
+        size = len(Fingerprint._fields)
+        cached = (Fingerprint(*row[:size]), Header(*row[size:]))
         request._studio_figures = cached
     return cached
 
@@ -112,18 +122,37 @@ def query(request, names):
     return [(name, request.GET.getlist(name)) for name in sorted(names) if name in request.GET]
 
 
-def body(request, parts, render):
-    """The HTML ``render()`` returns for ``parts``, from the cache while the data is unchanged.
+def page(request, template, parts, context, htmx_partial=None):
+    """The response of a page whose body is cached: ``template`` renders ``{{ body }}`` in
+    its content block and defines the body as the partial ``body``.
+
+    ``parts`` name what the body depends on besides the fingerprinted data (see
+    ``body``); ``context()`` builds the body's context on a miss. Under htmx, only
+    ``htmx_partial`` (a partial inside the body) is rendered and answered.
+    """
+    partial = htmx_partial if htmx_partial and request.htmx else "body"
+    html = body(
+        request,
+        (template, partial, *parts),
+        lambda: render_to_string(f"{template}#{partial}", context(), request),
+    )
+    if partial != "body":
+        return HttpResponse(html)
+    return render(request, template, {"body": html})
+
+
+def body(request, parts, build):
+    """The HTML ``build()`` returns for ``parts``, from the cache while the data is unchanged.
 
     ``parts`` must name everything the body depends on besides the fingerprinted
     data: the view and partial, the query string, the asker's scope and permissions.
     """
     if not settings.PAGE_BODY_CACHE:
-        return mark_safe(str(render()))
+        return mark_safe(str(build()))
     digest = hashlib.sha256(repr((parts, fingerprint(request))).encode()).hexdigest()
     key = f"body:{digest}"
     html = cache.get(key)
     if html is None:
-        html = str(render())
+        html = str(build())
         cache.set(key, html, BODY_TTL)
     return mark_safe(html)

@@ -268,7 +268,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         }
     }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-# Cache the bodies of the history list and the library (studio_dashboard/pagecache.py).
+# Cache the bodies of the history list, the library and the spend review
+# (studio_dashboard/pagecache.py).
 # Off only to measure what a cache miss costs (tests/bench/bench_web.py).
 PAGE_BODY_CACHE = env_bool("PAGE_BODY_CACHE", True)
 
