@@ -208,8 +208,10 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
         try:
             with os.fdopen(fd, "wb") as out:
                 while True:
+                    # Checks the deadline before every read, the last (empty) one included.
+                    wait = read_timeout()
                     if sock is not None:
-                        sock.settimeout(read_timeout())
+                        sock.settimeout(wait)
                     # read1, not iter_content: that waits for a whole CHUNK, which
                     # a drip delivers long after the deadline.
                     chunk = response.raw.read1(CHUNK, decode_content=True)
@@ -218,8 +220,6 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
                     size += len(chunk)
                     if size > max_bytes:
                         raise AssetRefused(f"The result file exceeds the {max_bytes:,}-byte cap")
-                    if time.monotonic() > deadline:
-                        raise AssetUnavailable(too_long)
                     if len(head) < 32:
                         head = (head + chunk)[:32]
                     digest.update(chunk)
