@@ -7,9 +7,11 @@ under test is wrong: ``socket.socket.connect`` refuses any other address.
 import importlib
 import ipaddress
 import socket
+import threading
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -46,6 +48,32 @@ def loopback_only():
     yield
     socket.socket.connect = _real_connect
     socket.socket.connect_ex = _real_connect_ex
+
+
+def at_once(*targets, timeout=60):
+    """Run each of ``targets`` in its own thread, all released together by a barrier.
+
+    Each thread closes its own database connection when done. Returns what the
+    targets raised (as reprs), so a test can assert it is empty.
+    """
+    start = threading.Barrier(len(targets))
+    errors = []
+
+    def run(target):
+        try:
+            start.wait(timeout=10)
+            target()
+        except Exception as exc:  # noqa: BLE001 - returned to the test, which asserts on it
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return errors
 
 
 def ensure_roles():

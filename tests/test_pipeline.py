@@ -5,16 +5,16 @@ is driven by hand. Worker processes, kills and broker faults are in
 test_e2e_processes.py.
 """
 
-import threading
 import time
 import uuid
+from functools import partial
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from generations import tasks
 from generations.models import Alert, Asset, Generation, LedgerEntry, State
+from tests.conftest import at_once
 from tests.sandbox_control import set_faults, upstream_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,20 +81,7 @@ def test_a_prompt_becomes_a_stored_glb(sandbox_server, inline_doorbells, member)
 
 def test_the_submit_delivered_five_times_at_once_submits_once(sandbox_server, member):
     generation = queue(member)
-    barrier = threading.Barrier(5)
-
-    def deliver():
-        barrier.wait()
-        try:
-            tasks.submit_generation(generation.pk)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert at_once(*[partial(tasks.submit_generation, generation.pk)] * 5) == []
     generation.refresh_from_db()
     assert generation.state == State.PENDING
     assert len(upstream_calls(sandbox_server, "submit")) == 1
@@ -333,20 +320,7 @@ def test_two_dispatchers_at_once_hand_each_step_out_once(
     )
     Generation.objects.filter(pk__in=[g.pk for g in rows[10:]]).update(due_at=now)
     sent.clear()  # the doorbells rung by create_queued
-    barrier = threading.Barrier(2)
-
-    def run():
-        barrier.wait()
-        try:
-            tasks.dispatch()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert at_once(tasks.dispatch, tasks.dispatch) == []
     assert sorted(sent) == sorted(g.pk for g in rows)
 
 

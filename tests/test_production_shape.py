@@ -15,7 +15,6 @@ generation submitted exactly once and each result stored exactly once.
 import hashlib
 import io
 import re
-import uuid
 
 import pytest
 import redis
@@ -28,6 +27,7 @@ from PIL import Image
 from generations import ratelimit
 from generations.images import clean_upload
 from generations.models import Asset, Generation, ReferenceImage, State
+from tests.mixed_jobs import JOBS, queue_mixed
 from tests.processes import Stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -36,12 +36,6 @@ N = 50
 TIME_SCALE = 0.02
 RATE = 60  # calls per window, the sandbox's limit and ours
 WINDOW = 6  # seconds
-JOBS = [
-    ("hunyuan_rapid", "text", "", {"enable_pbr": False}, False),
-    ("tripo_v3", "text", "3.0", {}, False),
-    ("trellis2", "image", "", {}, True),
-    ("hunyuan_pro", "text", "3.0", {}, False),
-]
 
 
 def reference_image():
@@ -108,21 +102,7 @@ def test_fifty_generations_run_through_every_tier_with_media_in_s3(stack, settin
     stack.start_web(workers=2)
 
     image = reference_image()
-    generations = []
-    for i in range(N):
-        provider, mode, edition, options, needs_image = JOBS[i % len(JOBS)]
-        generations.append(
-            Generation.objects.create_queued(
-                owner=member,
-                provider=provider,
-                mode=mode,
-                edition=edition,
-                prompt="" if needs_image else f"a red chair number {i}",
-                options=options,
-                form_token=uuid.uuid4(),
-                images=[("image", image)] if needs_image else [],
-            )  # fmt: skip
-        )
+    generations = [queue_mixed(member, i, image) for i in range(N)]
     pks = [g.pk for g in generations]
     wait_for(lambda: settled(pks), 300, interval=0.5, message="all 50 generations")
 

@@ -1,11 +1,11 @@
 """The one rate budget: shared through Redis (or a locked row), never overrun."""
 
-import threading
 import time
 
 import pytest
 
 from generations import ratelimit
+from tests.conftest import at_once
 
 
 @pytest.fixture
@@ -66,11 +66,7 @@ def test_concurrent_takers_never_exceed_the_limit(redis_limiter, short_window):
         for _ in range(5):
             granted.append(limiter.acquire().allowed)
 
-    threads = [threading.Thread(target=take) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert at_once(*[take] * 8) == []
     assert sum(granted) == 3
     assert len(granted) == 40
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from generations import tasks
 from generations.models import Alert, Generation, State
+from tests.conftest import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,7 +142,6 @@ def test_two_sweeps_at_once_flag_each_stuck_row_once(member, monkeypatch):
     healthy(member, 20)
     rows = [g for _ in range(5) for g in stuck(member)]
     moved = []
-    errors = []
     # Both sweeps must have read their candidates before either moves one: each
     # waits for the other at its first transition of each kind.
     barriers = {"submit": threading.Barrier(2), "late": threading.Barrier(2)}
@@ -160,20 +160,7 @@ def test_two_sweeps_at_once_flag_each_stuck_row_once(member, monkeypatch):
 
     monkeypatch.setattr(Generation, "mark_needs_attention", racing)
 
-    def run():
-        try:
-            tasks.sweep()
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert at_once(tasks.sweep, tasks.sweep) == []
     assert sorted(moved) == sorted(g.pk for g in rows)
     submits = [g for g in rows if g.state == State.SUBMITTING]
     for generation in submits:

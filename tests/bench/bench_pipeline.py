@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +67,7 @@ from PIL import Image  # noqa: E402
 from generations.images import clean_upload  # noqa: E402
 from generations.models import Generation  # noqa: E402
 from ops.models import Heartbeat  # noqa: E402
+from tests.mixed_jobs import queue_mixed  # noqa: E402
 from tests.processes import Stack, wait_for  # noqa: E402
 
 
@@ -79,14 +79,6 @@ def reference_image():
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return clean_upload(SimpleUploadedFile("ref.png", buffer.getvalue()))
-
-
-JOBS = [
-    ("hunyuan_rapid", "text", "", {"enable_pbr": False}, False),
-    ("tripo_v3", "text", "3.0", {}, False),
-    ("trellis2", "image", "", {}, True),
-    ("hunyuan_pro", "text", "3.0", {}, False),
-]
 
 
 def _up(since, workers):
@@ -145,19 +137,7 @@ def run(mode, args, owner, image):
                 # sent ("when the budget has room", DESIGN.md); without one the
                 # previous generation's polls still take slots in the window.
                 time.sleep(args.solo_gap * window)
-            provider, input_mode, edition, options, needs_image = JOBS[i % len(JOBS)]
-            generations.append(
-                Generation.objects.create_queued(
-                    owner=owner,
-                    provider=provider,
-                    mode=input_mode,
-                    edition=edition,
-                    prompt="" if needs_image else f"a red chair number {i}",
-                    options=options,
-                    form_token=uuid.uuid4(),
-                    images=[("image", image)] if needs_image else [],
-                )
-            )
+            generations.append(queue_mixed(owner, i, image))
 
         def all_done():
             return all(
