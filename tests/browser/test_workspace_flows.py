@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 import trimesh
-from django.conf import settings as django_settings
+from django.test import override_settings
 from PIL import Image
 
 from generations.models import Conversion, Generation, State
@@ -25,14 +25,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transa
 def stack(tmp_path_factory, django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         stack = Stack(tmp_path_factory.mktemp("workspace"), time_scale=0.01)
-        previous = django_settings.MEDIA_ROOT
-        django_settings.MEDIA_ROOT = stack.media
+        # override_settings, not assignment: its setting_changed signal makes the default
+        # storage drop the location it cached, so the live server saves and reads uploads
+        # and assets where the worker does. A bare assignment passed or failed by test order.
+        media = override_settings(MEDIA_ROOT=stack.media)
+        media.enable()
         stack.start()
         try:
             yield stack
         finally:
             stack.stop()
-            django_settings.MEDIA_ROOT = previous
+            media.disable()
 
 
 def image_file(tmp_path, name, color, size=(320, 320), mode="RGB"):
