@@ -58,12 +58,20 @@ end
 return tostring(until_)
 """
 
+# A call's slot is logged when it is taken; once its answer is back, the slot moves to
+# that moment (only if it is still in the log), see ``settle``.
+_SETTLE = """
+local t = redis.call('TIME')
+return redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+"""
+
 
 @dataclass
 class Decision:
     allowed: bool
     wait: float  # seconds until a slot frees, when not allowed
     remaining: int  # free slots left after this decision
+    token: str = ""  # names the slot taken, for ``settle``
 
 
 def effective_limit():
@@ -94,19 +102,33 @@ class RedisLimiter:
         self.limit_key = f"{prefix}:limit"
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._block = self.redis.register_script(_BLOCK)
+        self._settle = self.redis.register_script(_SETTLE)
 
     def _run(self, take):
+        token = uuid.uuid4().hex
         allowed, wait, remaining = self._acquire(
             keys=[self.calls_key, self.blocked_key],
-            args=[window(), effective_limit(), 1 if take else 0, uuid.uuid4().hex],
+            args=[window(), effective_limit(), 1 if take else 0, token],
         )
-        return Decision(bool(int(allowed)), float(wait), int(remaining))
+        allowed = bool(int(allowed))
+        return Decision(allowed, float(wait), int(remaining), token if allowed and take else "")
 
     def acquire(self):
         return self._run(take=True)
 
     def peek(self):
         return self._run(take=False)
+
+    def settle(self, decision):
+        """Log the call at the moment its answer came back instead of when its slot was taken.
+
+        The upstream counts a call when it arrives, which may be well after we took
+        the slot (a slow connect, a loaded machine, a body read from S3). Counting
+        from the answer, which is after the arrival, keeps our window from opening
+        before the upstream's does, however long the call took to leave.
+        """
+        if decision.token:
+            self._settle(keys=[self.calls_key], args=[decision.token])
 
     def block(self, seconds):
         self._block(keys=[self.blocked_key], args=[max(0.0, float(seconds))])
@@ -147,7 +169,7 @@ class DatabaseLimiter:
                     calls.append(now)
                 row.calls = calls
                 row.save(update_fields=["calls"])
-                return Decision(True, 0.0, limit - len(calls))
+                return Decision(True, 0.0, limit - len(calls), repr(now) if take else "")
             return Decision(False, min(calls) + w - now, 0)
 
     def acquire(self):
@@ -155,6 +177,17 @@ class DatabaseLimiter:
 
     def peek(self):
         return self._run(take=False)
+
+    def settle(self, decision):
+        """As ``RedisLimiter.settle``: the slot's time becomes the answer's."""
+        if not decision.token:
+            return
+        with transaction.atomic():
+            row = self._row()
+            taken = float(decision.token)
+            if taken in row.calls:
+                row.calls = [time.time() if t == taken else t for t in row.calls]
+                row.save(update_fields=["calls"])
 
     def block(self, seconds):
         with transaction.atomic():

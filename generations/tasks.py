@@ -48,6 +48,23 @@ from .upstream import (
 
 log = logging.getLogger(__name__)
 
+
+def _counted(decision, call, *args):
+    """Make one upstream call on the slot ``decision`` took, then settle that slot.
+
+    Settling logs the call at the moment its answer came back (see
+    ``ratelimit.RedisLimiter.settle``), so a call that left late is never
+    counted earlier than the upstream counted it.
+    """
+    try:
+        return call(*args)
+    finally:
+        try:
+            get_limiter().settle(decision)
+        except Exception as exc:  # the slot keeps the time it was taken: still counted
+            log.warning("could not settle a rate-limit slot: %r", exc)
+
+
 # A step dispatched this many times without completing is poison: quarantine it.
 MAX_DELIVERIES = 3
 # Connect failures and 502/503 on submit are retried this many times.
@@ -130,7 +147,7 @@ def submit_generation(generation_id, claim=None):
             )
         raise
     try:
-        submitted = client().submit(endpoint, body)
+        submitted = _counted(decision, client().submit, endpoint, body)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
         generation.requeue_submit(now + timedelta(seconds=exc.retry_after))
@@ -194,7 +211,7 @@ def poll_generation(generation_id, claim=None):
         generation.defer(now + timedelta(seconds=decision.wait), list(POLLING_STATES))
         return
     try:
-        status = client().status(generation.upstream_task_id)
+        status = _counted(decision, client().status, generation.upstream_task_id)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
         generation.defer(now + timedelta(seconds=exc.retry_after), list(POLLING_STATES))
@@ -485,10 +502,13 @@ def _time_out(provider):
 def refresh_wallet():
     """Fetch the upstream wallet (lowest priority: only with spare rate budget)."""
     limiter = get_limiter()
-    if limiter.peek().remaining < 2 or not limiter.acquire().allowed:
+    if limiter.peek().remaining < 2:
+        return None
+    decision = limiter.acquire()
+    if not decision.allowed:
         return None
     try:
-        wallet = client().wallet()
+        wallet = _counted(decision, client().wallet)
     except RateLimited as exc:
         limiter.block(exc.retry_after)
         return None
@@ -619,7 +639,7 @@ def submit_conversion(conversion_id, claim=None):
         )
         return
     try:
-        submitted = client().convert(url, conversion.output_format)
+        submitted = _counted(decision, client().convert, url, conversion.output_format)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
         _move_conversion(
@@ -705,7 +725,7 @@ def poll_conversion(conversion_id, claim=None):
         return
     retry_at = now + timedelta(seconds=max(planner.min_interval(), 5 * _duration_scale()))
     try:
-        status = client().status(conversion.upstream_task_id)
+        status = _counted(decision, client().status, conversion.upstream_task_id)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
         Conversion.objects.filter(pk=conversion.pk).update(

@@ -91,3 +91,71 @@ def test_the_database_limiter_keeps_the_same_rules(short_window, settings):
 def test_the_window_has_a_safety_margin(settings):
     settings.UPSTREAM_RATE_WINDOW = 60
     assert ratelimit.window() == 61
+
+
+def settled_slot_rules(limiter):
+    """A slot settled 0.6 s after it was taken frees a window after the settle, not the take."""
+    for _ in range(2):
+        assert limiter.acquire().allowed
+    slow = limiter.acquire()
+    assert slow.allowed and slow.token
+    time.sleep(0.6)  # the call is slow to leave, or to come back
+    limiter.settle(slow)
+    time.sleep(ratelimit.window() - 0.6 + 0.1)
+    # The two quick calls have left the window; the slow one, counted from its answer, has not.
+    assert [(d.allowed, d.remaining) for d in (limiter.acquire(), limiter.acquire())] == [
+        (True, 1),
+        (True, 0),
+    ]
+    assert not limiter.acquire().allowed
+    time.sleep(0.6)
+    assert limiter.acquire().allowed
+
+
+def test_a_settled_slot_counts_from_when_the_answer_came_back(redis_limiter, short_window):
+    settled_slot_rules(redis_limiter)
+
+
+def test_a_refused_or_peeked_decision_settles_nothing(redis_limiter, short_window):
+    assert redis_limiter.peek().token == ""
+    for _ in range(3):
+        redis_limiter.acquire()
+    refused = redis_limiter.acquire()
+    assert not refused.allowed and refused.token == ""
+    redis_limiter.settle(refused)
+    assert redis_limiter.redis.zcard(redis_limiter.calls_key) == 3
+
+
+def test_settling_a_slot_that_left_the_window_does_not_bring_it_back(redis_limiter, short_window):
+    decision = redis_limiter.acquire()
+    redis_limiter.redis.zrem(redis_limiter.calls_key, decision.token)
+    redis_limiter.settle(decision)
+    assert redis_limiter.redis.zcard(redis_limiter.calls_key) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_limiter_settles_slots_too(short_window, settings):
+    settings.RATE_LIMITER = "database"
+    ratelimit.reset_limiter_cache()
+    try:
+        settled_slot_rules(ratelimit.get_limiter())
+    finally:
+        ratelimit.reset_limiter_cache()
+
+
+def test_an_upstream_call_settles_its_slot_even_when_it_fails(redis_limiter, short_window):
+    from generations.tasks import _counted
+    from generations.upstream import Unavailable
+
+    decision = redis_limiter.acquire()
+    taken = redis_limiter.redis.zscore(redis_limiter.calls_key, decision.token)
+
+    def slow_failure(task_id):
+        assert task_id == "task-1"
+        time.sleep(0.3)
+        raise Unavailable("the upstream answered 503")
+
+    with pytest.raises(Unavailable):
+        _counted(decision, slow_failure, "task-1")
+    settled = redis_limiter.redis.zscore(redis_limiter.calls_key, decision.token)
+    assert settled - taken >= 0.3
