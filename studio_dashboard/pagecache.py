@@ -20,6 +20,14 @@ cached body expires.
 
 The same statement returns the header's figures for the signed-in user (see
 ``header``), so a cached page costs one query besides the user's.
+
+Rendering the header and navigation around a cached body then took half of what
+was left, so the whole page is cached too, per person: its key adds to the
+body's everything the header shows (who is asking and what they may do, where
+they are, their unread count). Pages whose header carries more (a budget or an
+alert banner, flash messages) are rendered afresh. The CSRF token differs for
+every browser, so the page is stored with a stand-in that each response replaces
+with the asker's own token.
 """
 
 import hashlib
@@ -28,11 +36,14 @@ from dataclasses import dataclass
 from functools import cache as memoize
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
 
 BODY_TTL = 60
@@ -131,14 +142,65 @@ def page(request, template, parts, context, htmx_partial=None):
     ``htmx_partial`` (a partial inside the body) is rendered and answered.
     """
     partial = htmx_partial if htmx_partial and request.htmx else "body"
-    html = body(
-        request,
-        (template, partial, *parts),
-        lambda: render_to_string(f"{template}#{partial}", context(), request),
-    )
+    parts = (template, partial, *parts)
+
+    def build():
+        return body(
+            request, parts, lambda: render_to_string(f"{template}#{partial}", context(), request)
+        )
+
     if partial != "body":
-        return HttpResponse(html)
-    return render(request, template, {"body": html})
+        return HttpResponse(build())
+    asker = _asker(request)
+    if asker is None:
+        return render(request, template, {"body": build()})
+    key = "page:" + _digest((parts, fingerprint(request), asker))
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string(
+            template, {"body": build(), "csrf_token": _csrf_stand_in()}, request
+        )
+        cache.set(key, html, BODY_TTL)
+    return HttpResponse(html.replace(_csrf_stand_in(), str(get_token(request))))
+
+
+def _asker(request):
+    """What the header of a page shows besides the data fingerprinted: who is asking, what
+    they may do, where they are and their unread count; None when it shows more (see above).
+    """
+    if not settings.PAGE_BODY_CACHE:
+        return None
+    user = request.user
+    figures = header(request)
+    if figures.budgeted or figures.alerting or messages.get_messages(request):
+        return None
+    if user.is_superuser:
+        permissions = ("every permission",)
+    else:
+        permissions = tuple(sorted(user.get_all_permissions()))
+    where = request.resolver_match
+    return (
+        user.pk,
+        user.get_username(),
+        user.is_staff,
+        permissions,
+        (where.app_name, where.url_name, where.view_name),
+        figures.unread,
+        settings.SANDBOX_MODE,
+    )
+
+
+@memoize
+def _csrf_stand_in():
+    """Put in a cached page where the CSRF token goes. Derived from the secret key, so the
+    same in every process and not something a prompt or a tag could contain."""
+    return (
+        "csrf-" + salted_hmac("studio.pagecache.csrf", "stand-in", algorithm="sha256").hexdigest()
+    )
+
+
+def _digest(value):
+    return hashlib.sha256(repr(value).encode()).hexdigest()
 
 
 def body(request, parts, build):
@@ -149,8 +211,7 @@ def body(request, parts, build):
     """
     if not settings.PAGE_BODY_CACHE:
         return mark_safe(str(build()))
-    digest = hashlib.sha256(repr((parts, fingerprint(request))).encode()).hexdigest()
-    key = f"body:{digest}"
+    key = "body:" + _digest((parts, fingerprint(request)))
     html = cache.get(key)
     if html is None:
         html = str(build())

@@ -354,3 +354,103 @@ def test_an_open_alert_and_a_spent_budget_still_show(client, admin_user, member)
     client.force_login(member)
     page = client.get(LIST).content.decode()
     assert 'id="budget-banner"' in page and "90%" in page
+
+
+# --- whole pages ----------------------------------------------------------------------------
+
+
+def rendered_templates(client, url):
+    """The templates rendered to answer ``url``: none when the whole page came from the cache."""
+    from django.test.signals import template_rendered
+
+    names = []
+
+    def seen(sender, template, **kwargs):
+        names.append(template.name)
+
+    template_rendered.connect(seen)
+    try:
+        response = client.get(url)
+    finally:
+        template_rendered.disconnect(seen)
+    assert response.status_code == 200
+    return response, names
+
+
+def csrf_input(response):
+    import re
+
+    html = response.content.decode()
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    header = re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
+    assert tokens and all(token == tokens[0] for token in tokens)
+    return tokens[0], header
+
+
+def test_a_whole_page_is_cached_and_each_browser_gets_its_own_working_csrf_token(member):
+    from django.test import Client
+
+    make(member, "a blue vase")
+    browsers = [Client(enforce_csrf_checks=True) for _ in range(2)]
+    tokens = []
+    for browser in browsers:
+        browser.force_login(member)
+        rendered_templates(browser, LIST)
+        response, names = rendered_templates(browser, LIST)
+        tokens.append(csrf_input(response))
+    assert names == []  # the second browser's page came whole from the cache
+    assert tokens[0][0] != tokens[1][0]
+    for (form_token, header_token), browser in zip(tokens, browsers, strict=True):
+        assert pagecache._csrf_stand_in() not in form_token
+        # Each browser's token passes the CSRF check with that browser's cookie.
+        answer = browser.post(reverse("logout"), {"csrfmiddlewaretoken": form_token})
+        assert answer.status_code == 302
+        browser.force_login(member)
+        answer = browser.post(reverse("logout"), headers={"X-CSRFToken": header_token})
+        assert answer.status_code == 302
+    # And a token from one browser's page does not pass with the other's cookie.
+    browsers[0].force_login(member)
+    browsers[0].get(LIST)
+    refused = browsers[0].post(reverse("logout"), {"csrfmiddlewaretoken": "x" * 64})
+    assert refused.status_code == 403
+
+
+def test_each_person_gets_their_own_header_from_the_cache(client, member, second_member):
+    make(member, "a blue vase")
+    client.force_login(member)
+    client.get(LIST)
+    assert "Log out member<" in client.get(LIST).content.decode()
+    client.force_login(second_member)
+    client.get(LIST)
+    page = client.get(LIST).content.decode()
+    assert "Log out member2<" in page and "Log out member<" not in page
+
+
+def test_a_new_notification_and_a_role_change_show_in_the_header_at_once(client, member):
+    from reviews.models import Notification
+
+    client.force_login(member)
+    client.get(LIST)
+    assert 'data-testid="nav-notifications">Notifications</a>' in client.get(LIST).content.decode()
+    Notification.objects.create(recipient=member, kind="decision", key="k1", message="m")
+    assert "1 unread" in client.get(LIST).content.decode()
+    spend = reverse("credits:spend")
+    assert spend not in client.get(LIST).content.decode()
+    member.groups.add(Group.objects.get(name="Admins"))
+    assert spend in client.get(LIST).content.decode()
+
+
+def test_a_flash_message_shows_once_and_is_never_cached(client, member):
+    from django.contrib.messages import constants
+    from django.contrib.messages.storage.base import Message
+    from django.contrib.messages.storage.cookie import CookieStorage
+    from django.http import HttpRequest
+
+    client.force_login(member)
+    client.get(LIST)
+    client.get(LIST)  # the page is in the cache now
+    encoded = CookieStorage(HttpRequest())._encode([Message(constants.SUCCESS, "Tag saved.")])
+    client.cookies["messages"] = encoded
+    response, names = rendered_templates(client, LIST)
+    assert "Tag saved." in response.content.decode() and names  # rendered, not from the cache
+    assert "Tag saved." not in client.get(LIST).content.decode()
