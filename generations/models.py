@@ -7,10 +7,11 @@ deliveries of one message or two dispatchers can never both win.
 
 import uuid
 from datetime import timedelta
+from functools import cache as memoize
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -59,6 +60,20 @@ class Mode(models.TextChoices):
     MULTIVIEW = "multiview", "Multi-view"
 
 
+@memoize
+def _visible_one_sql(model, own):
+    """The SQL, columns and converters of ``visible_one``'s query, compiled once."""
+    queryset = model._base_manager.filter(pk=0)
+    if own:
+        queryset = queryset.filter(owner_id=0)
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    sql, params = compiler.as_sql()
+    assert list(params) == ([0, 0] if own else [0]), params
+    columns = [expression for expression, _sql, _alias in compiler.select]
+    attnames = [column.target.attname for column in columns]
+    return sql, attnames, compiler.get_converters(columns)
+
+
 def visibility_scope(user):
     """Which generations ``user`` sees: "team" (all of them) or their own id."""
     if user.has_perm("generations.view_all_generations") or user.has_perm(
@@ -75,6 +90,31 @@ class GenerationQuerySet(models.QuerySet):
         if visibility_scope(user) == "team":
             return self
         return self.filter(owner=user)
+
+    def visible_one(self, user, pk):
+        """``visible_to(user).filter(pk=pk).first()``, without compiling the query again.
+
+        The progress card of every generation in flight is polled every 2 s, and
+        compiling this small query was a third of its cost. The ORM compiles each of
+        the two shapes once per process; each call runs that SQL with its own values
+        and loads the row as the ORM would (``from_db``, with the fields' converters).
+        """
+        own = visibility_scope(user) != "team"
+        try:
+            pk = int(pk)
+        except (TypeError, ValueError):
+            return None
+        sql, attnames, converters = _visible_one_sql(self.model, own)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [pk, user.pk] if own else [pk])
+            rows = cursor.fetchall()
+        if not rows:
+            return None
+        values = list(rows[0])
+        for position, (functions, expression) in converters.items():
+            for convert in functions:
+                values[position] = convert(values[position], expression, connection)
+        return self.model.from_db(self.db, attnames, values)
 
     def create_queued(
         self, *, owner, provider, mode, prompt, options, form_token, edition="", images=()

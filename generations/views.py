@@ -75,10 +75,14 @@ def _get_generation_for_user(request, pk, act=False, assets=True):
     ``assets`` neither its files nor its owner are read (the polled card of one
     still in flight shows neither).
     """
-    queryset = Generation.objects.visible_to(request.user)
     if assets:
+        queryset = Generation.objects.visible_to(request.user)
         queryset = queryset.select_related("owner").prefetch_related("assets")
-    generation = get_object_or_404(queryset, pk=pk)
+        generation = get_object_or_404(queryset, pk=pk)
+    else:
+        generation = Generation.objects.visible_one(request.user, pk)
+        if generation is None:
+            raise Http404("No generation matches the given query.")
     if act and not can_act(request.user, generation):
         raise PermissionDenied("Only the owner or an admin can do this.")
     return generation

@@ -53,6 +53,15 @@ def _user_sql():
     )
 
 
+@memoize
+def _attnames():
+    """The user model's columns in ``_user_sql``'s order; its fields must need no conversion."""
+    fields = get_user_model()._meta.concrete_fields
+    converting = [field.name for field in fields if hasattr(field, "from_db_value")]
+    assert not converting, f"fields whose values need converting: {converting}"
+    return [field.attname for field in fields]
+
+
 class Backend(ModelBackend):
     def get_user(self, user_id):
         if connection.vendor != "postgresql":
@@ -61,14 +70,22 @@ class Backend(ModelBackend):
             user_id = int(user_id)
         except (TypeError, ValueError):
             return None
-        users = list(get_user_model()._default_manager.raw(_user_sql(), [user_id]))
-        if not users or not self.user_can_authenticate(users[0]):
+        with connection.cursor() as cursor:
+            cursor.execute(_user_sql(), [user_id])
+            row = cursor.fetchone()
+        if row is None:
             return None
-        user = users[0]
+        attnames = _attnames()
+        *values, own_permissions, group_permissions = row
+        # Loaded as the ORM loads a row (no field of the user model converts its value,
+        # see _attnames), without a RawQuerySet's per-query set-up.
+        user = get_user_model().from_db(connection.alias, attnames, values)
+        if not self.user_can_authenticate(user):
+            return None
         if not user.is_superuser:
             # The attributes ModelBackend._get_permissions and get_all_permissions
             # fill on first use.
-            user._user_perm_cache = set(user.own_permissions)
-            user._group_perm_cache = set(user.group_permissions)
+            user._user_perm_cache = set(own_permissions)
+            user._group_perm_cache = set(group_permissions)
             user._perm_cache = user._user_perm_cache | user._group_perm_cache
         return user

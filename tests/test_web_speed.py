@@ -454,3 +454,51 @@ def test_a_flash_message_shows_once_and_is_never_cached(client, member):
     response, names = rendered_templates(client, LIST)
     assert "Tag saved." in response.content.decode() and names  # rendered, not from the cache
     assert "Tag saved." not in client.get(LIST).content.decode()
+
+
+# --- the polled progress card ---------------------------------------------------------------
+
+
+def test_visible_one_loads_the_row_exactly_as_the_orm_does(member):
+    from django.db.models import Model
+
+    generation = make(
+        member,
+        "a teapot",
+        options={"enable_pbr": True, "face_count": 40000},
+        state=State.IN_PROGRESS,
+        progress=40,
+    )
+    loaded = Generation.objects.visible_one(member, generation.pk)
+    expected = Generation.objects.get(pk=generation.pk)
+    fields = [f.attname for f in Generation._meta.concrete_fields]
+    assert [getattr(loaded, name) for name in fields] == [
+        getattr(expected, name) for name in fields
+    ]
+    assert loaded.options == {"enable_pbr": True, "face_count": 40000}  # JSON decoded
+    assert isinstance(loaded, Model) and not loaded._state.adding
+    assert loaded._state.db == expected._state.db
+
+
+def test_visible_one_keeps_each_persons_scope(member, django_user_model):
+    stranger = make_user(django_user_model, "stranger")  # no group: sees only their own
+    theirs = make(member, "the team's chair")
+    own = make(stranger, "the stranger's stool")
+    assert Generation.objects.visible_one(member, own.pk) == own  # team scope sees all
+    assert Generation.objects.visible_one(stranger, own.pk) == own
+    assert Generation.objects.visible_one(stranger, theirs.pk) is None
+    for junk in (str(own.pk + 1000), "x", None):
+        assert Generation.objects.visible_one(member, junk) is None
+
+
+def test_the_polled_card_reads_only_the_user_and_the_generation(client, member, django_user_model):
+    generation = make(member, "a teapot", state=State.IN_PROGRESS, progress=40)
+    client.force_login(member)
+    url = reverse("generations:detail", args=[generation.pk])
+    client.get(url, headers={"HX-Request": "true"})
+    response, sql = queries(client, url, HX_Request="true")
+    assert b'value="40"' in response.content
+    assert len(sql) == 2, sql
+    stranger = make_user(django_user_model, "stranger")
+    client.force_login(stranger)
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 404
