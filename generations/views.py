@@ -9,17 +9,20 @@ its fragments: with ``HX-Request`` only the swapped partial is rendered.
 import hashlib
 import uuid
 from datetime import timedelta
+from functools import cache as memoize
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -271,19 +274,26 @@ def generation_detail(request, pk):
     (three lookups, see studio_dashboard/auth.py), and the files only once it
     has finished.
     """
-    card = request.htmx and request.htmx.target != "conversions"
-    generation = _get_generation_for_user(request, pk, assets=not card)
-    if card and generation.state == State.FINISHED:
-        prefetch_related_objects([generation], "assets")
-    if request.htmx and request.htmx.target == "conversions":
+    if not request.htmx:
+        return _detail_page(request, pk)
+    if request.htmx.target == "conversions":
+        generation = _get_generation_for_user(request, pk)
         context = _conversions_context(generation, request.user)
         response = render(request, "generations/detail.html#conversions", context)
         if not context["converting"]:
             return HttpResponseStopPolling(response.content)
         return response
+    generation = _get_generation_for_user(request, pk, assets=False)
+    if generation.state == State.FINISHED:
+        prefetch_related_objects([generation], "assets")
+    return _card_or_page(request, generation, page=False)
+
+
+def _card_or_page(request, generation, page):
+    """The polled status card (a response), or with ``page`` the whole page's HTML."""
     # Files exist once the generation has finished; the polled card of one in
     # flight does not look for them.
-    has_files = not card or generation.state == State.FINISHED
+    has_files = page or generation.state == State.FINISHED
     assets = list(generation.assets.all()) if has_files else []
     eta = None if generation.is_final else planner.estimated_finish(generation)
     start_eta = planner.estimated_start(generation)
@@ -302,13 +312,13 @@ def generation_detail(request, pk):
     }
     if generation.state == State.FINISHED:
         context.update(_conversions_context(generation, request.user))
-    if request.htmx:
+    if not page:
         response = render(request, "generations/detail.html#status-card", context)
         if generation.is_final or generation.state == State.NEEDS_ATTENTION:
             return HttpResponseStopPolling(response.content)
         return response
     context.update(
-        duplicate_form=ActionForm(),
+        duplicate_form=ActionForm(initial={"form_token": pagecache.stand_in("form-token")}),
         duplicate_cost=pricing.estimate(
             generation.provider, generation.mode, generation.options, generation.edition
         ).total,
@@ -316,7 +326,62 @@ def generation_detail(request, pk):
         previous=generation.previous_version_id,
         next_versions=list(generation.next_versions.values_list("pk", flat=True)),
     )
-    return render(request, "generations/detail.html", context)
+    return render_to_string("generations/detail.html", context, request)
+
+
+def _detail_page(request, pk):
+    """The whole generation page; a final generation's page comes from the cache while
+    nothing it shows has changed (its row, files, conversions, later versions, prices).
+
+    The duplicate form's one-time token is put in per response, so two duplicates
+    made from one cached page are two generations.
+    """
+    generation = Generation.objects.visible_one(request.user, pk)
+    if generation is None:
+        raise Http404("No generation matches the given query.")
+    version = _final_page_version(generation)
+    parts = ("generations/detail.html", generation.pk, version)
+    if version is None:
+        parts = None  # still changing: rendered every time
+
+    def build():
+        return _card_or_page(request, _get_generation_for_user(request, pk), page=True)
+
+    fresh = {pagecache.stand_in("form-token"): lambda: str(uuid.uuid4())}
+    return pagecache.whole(request, parts, build, fresh)
+
+
+def _final_page_version(generation):
+    """What a final generation's page shows besides its row: its files, its conversions,
+    the price table (the duplicate's cost), its later versions, its owner's name. None
+    while the generation is still changing, or off PostgreSQL.
+    """
+    if not generation.is_final or connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_final_page_sql(), [generation.pk] * 3 + [generation.owner_id])
+        figures = tuple(cursor.fetchone())
+    row = tuple(getattr(generation, f.attname) for f in Generation._meta.concrete_fields)
+    return (row, figures)
+
+
+@memoize
+def _final_page_sql():
+    from credits.models import PriceTable
+
+    User = get_user_model()
+    return (
+        "SELECT "
+        f'(SELECT COUNT(*) || \':\' || COALESCE(MAX("id"), 0) FROM "{Asset._meta.db_table}" '
+        'WHERE "generation_id" = %s), '
+        '(SELECT md5(string_agg(concat_ws(\'|\', "id", "state", "progress", "via", '
+        '"asset_id", "failure_reason"), \',\' ORDER BY "id")) '
+        f'FROM "{Conversion._meta.db_table}" WHERE "generation_id" = %s), '
+        f'(SELECT MAX("version") FROM "{PriceTable._meta.db_table}"), '
+        f'(SELECT array_agg("id" ORDER BY "id") FROM "{Generation._meta.db_table}" '
+        'WHERE "previous_version_id" = %s), '
+        f'(SELECT "{User.USERNAME_FIELD}" FROM "{User._meta.db_table}" WHERE "id" = %s)'
+    )
 
 
 def _option_rows(generation):

@@ -32,6 +32,7 @@ with the asker's own token.
 
 import hashlib
 from collections import namedtuple
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache as memoize
 
@@ -41,7 +42,6 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
@@ -151,17 +151,51 @@ def page(request, template, parts, context, htmx_partial=None):
 
     if partial != "body":
         return HttpResponse(build())
-    asker = _asker(request)
-    if asker is None:
-        return render(request, template, {"body": build()})
-    key = "page:" + _digest((parts, fingerprint(request), asker))
-    html = cache.get(key)
-    if html is None:
-        html = render_to_string(
-            template, {"body": build(), "csrf_token": _csrf_stand_in()}, request
-        )
-        cache.set(key, html, BODY_TTL)
-    return HttpResponse(html.replace(_csrf_stand_in(), str(get_token(request))))
+    return whole(request, parts, lambda: render_to_string(template, {"body": build()}, request))
+
+
+def whole(request, parts, build, fresh=None):
+    """The whole page ``build()`` renders, from the cache while nothing it shows has changed.
+
+    ``parts`` name what the page shows besides the fingerprinted data and the header
+    (None: the page is built every time).
+    ``build`` renders with the context processors' values and a stand-in for the
+    CSRF token (``stand_in("csrf")``, set here); ``fresh`` maps other stand-ins
+    ``build`` put in to functions giving each response its own value (a form's
+    one-time token). Pages whose header shows more than the key holds are built
+    every time (see ``_asker``), still through the stand-ins.
+    """
+    replacements = {stand_in("csrf"): lambda: str(get_token(request)), **(fresh or {})}
+    asker = None if parts is None else _asker(request)
+    with _csrf_stand_in(request):
+        if asker is None:
+            html = build()
+        else:
+            key = "page:" + _digest((parts, fingerprint(request), asker))
+            html = cache.get(key)
+            if html is None:
+                html = build()
+                cache.set(key, html, BODY_TTL)
+    for placeholder, value in replacements.items():
+        html = html.replace(placeholder, value())
+    return HttpResponse(html)
+
+
+@contextmanager
+def _csrf_stand_in(request):
+    """While a page is built, templates see the CSRF stand-in as ``csrf_token``."""
+    request._studio_csrf_stand_in = True
+    try:
+        yield
+    finally:
+        del request._studio_csrf_stand_in
+
+
+def csrf_stand_in(request):
+    """Context processor: ``csrf_token`` is the stand-in while ``whole`` builds a page."""
+    if getattr(request, "_studio_csrf_stand_in", False):
+        return {"csrf_token": stand_in("csrf")}
+    return {}
 
 
 def _asker(request):
@@ -191,11 +225,12 @@ def _asker(request):
 
 
 @memoize
-def _csrf_stand_in():
-    """Put in a cached page where the CSRF token goes. Derived from the secret key, so the
-    same in every process and not something a prompt or a tag could contain."""
+def stand_in(name):
+    """Put in a cached page where a per-response value goes (``whole`` replaces it). Derived
+    from the secret key: the same in every process, and not something a prompt could hold."""
     return (
-        "csrf-" + salted_hmac("studio.pagecache.csrf", "stand-in", algorithm="sha256").hexdigest()
+        f"stand-in-{name}-"
+        + salted_hmac("studio.pagecache.stand-in", name, algorithm="sha256").hexdigest()
     )
 
 

@@ -80,6 +80,8 @@ TEMPLATES = [
                 "generations.context_processors.studio",
                 "credits.context_processors.budget_warning",
                 "reviews.context_processors.reviews",
+                # Last: while a cached page is built, its CSRF token is a stand-in.
+                "studio_dashboard.pagecache.csrf_stand_in",
             ],
         },
     },

@@ -367,3 +367,86 @@ def test_a_captured_poster_becomes_the_thumbnail_once(member_client, member, med
         {"poster": SimpleUploadedFile("p.png", b"<svg/>", content_type="image/png")},
     )
     assert bad.status_code == 400
+
+
+# --- the cached page of a final generation -------------------------------------------------
+
+
+def page_of(client, generation):
+    from tests.test_web_speed import rendered_templates
+
+    return rendered_templates(client, url("detail", generation))
+
+
+def test_a_finished_generations_page_comes_from_the_cache_until_something_on_it_changes(
+    member_client, member, media, django_user_model
+):
+    generation = finished(member)
+    page_of(member_client, generation)
+    response, rendered = page_of(member_client, generation)
+    assert rendered == [] and b"Generation #" in response.content  # from the cache
+    # A conversion, its progress, a later version and a poster each show at once.
+    conversion = Conversion.objects.create(
+        generation=generation, requested_by=member, output_format="fbx", via="upstream",
+        state=State.IN_PROGRESS, progress=30,
+    )  # fmt: skip
+    assert b'value="30"' in page_of(member_client, generation)[0].content
+    Conversion.objects.filter(pk=conversion.pk).update(progress=70)
+    assert b'value="70"' in page_of(member_client, generation)[0].content
+    later = Generation.objects.create(
+        owner=member, provider="hunyuan_rapid", prompt="a chair, blue",
+        credit_estimate=35, previous_version=generation,
+    )  # fmt: skip
+    assert f"#{later.pk}</a>".encode() in page_of(member_client, generation)[0].content
+    Asset.objects.create(
+        generation=generation, role=Asset.Role.THUMBNAIL, file=ContentFile(png(), name="t.png"),
+        format="png", bytes=10, sha256="y", original_name="poster.png",
+    )  # fmt: skip
+    assert b"poster=" in page_of(member_client, generation)[0].content
+    member.username = "renamed"
+    member.save()
+    assert b"<dd>renamed</dd>" in page_of(member_client, generation)[0].content
+
+
+def test_a_generation_in_flight_is_rendered_every_time(member_client, member):
+    generation = Generation.objects.create(
+        owner=member, provider="hunyuan_rapid", prompt="a chair", credit_estimate=35,
+        state=State.IN_PROGRESS, progress=10,
+    )  # fmt: skip
+    page_of(member_client, generation)
+    assert page_of(member_client, generation)[1] != []
+
+
+def test_each_cached_page_gets_its_own_duplicate_token_and_both_duplicates_are_made(
+    member_client, member, media, monkeypatch, django_capture_on_commit_callbacks
+):
+    import re
+
+    from studio_dashboard import pagecache
+
+    monkeypatch.setattr(tasks.submit_generation, "delay", lambda pk: None)
+    generation = finished(member)
+    tokens = []
+    for _ in range(3):
+        html = page_of(member_client, generation)[0].content.decode()
+        assert pagecache.stand_in("form-token") not in html
+        tokens.append(re.search(r'name="form_token" value="([^"]+)"', html).group(1))
+    assert len(set(tokens)) == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        for token in tokens[1:]:
+            assert (
+                member_client.post(url("duplicate", generation), {"form_token": token}).status_code
+                == 302
+            )
+    assert Generation.objects.filter(prompt="a red chair").count() == 3
+
+
+def test_only_people_who_may_see_it_get_the_cached_page(client, member, media, django_user_model):
+    from tests.conftest import make_user
+
+    generation = finished(member)
+    client.force_login(member)
+    page_of(client, generation)
+    stranger = make_user(django_user_model, "stranger")  # no group: sees only their own
+    client.force_login(stranger)
+    assert client.get(url("detail", generation)).status_code == 404
