@@ -152,10 +152,14 @@ def canned():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """The planner caches durations per process; each test starts without them."""
+    """The planner caches durations per process; each test starts without them, and
+    without the pages this process kept."""
     from django.core.cache import cache
 
+    from studio_dashboard import pagecache
+
     cache.clear()
+    pagecache.recent.clear()
     yield
 
 

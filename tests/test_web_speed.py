@@ -502,3 +502,34 @@ def test_the_polled_card_reads_only_the_user_and_the_generation(client, member, 
     stranger = make_user(django_user_model, "stranger")
     client.force_login(stranger)
     assert client.get(url, headers={"HX-Request": "true"}).status_code == 404
+
+
+def test_recent_pages_expire_and_keep_at_most_their_number(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(pagecache.time, "monotonic", lambda: clock[0])
+    recent = pagecache.Recent(size=2, ttl=20)
+    recent.set("a", "A")
+    recent.set("b", "B")
+    assert recent.get("a") == "A"  # a is now the most recent
+    recent.set("c", "C")
+    assert (recent.get("a"), recent.get("b"), recent.get("c")) == ("A", None, "C")
+    clock[0] += 21
+    assert recent.get("a") is None and recent.get("c") is None
+
+
+def test_a_page_this_process_served_is_served_again_without_asking_redis(
+    member_client, member, monkeypatch
+):
+    make(member, "a blue vase")
+    member_client.get(LIST)
+    first = member_client.get(LIST)
+    asked = []
+    real_get = pagecache.cache.get
+    monkeypatch.setattr(
+        pagecache.cache, "get", lambda key, *a: asked.append(key) or real_get(key, *a)
+    )
+    again, names = rendered_templates(member_client, LIST)
+    assert names == [] and main(again) == main(first)
+    assert not [key for key in asked if key.startswith("page:")]
+    make(member, "a green lamp")  # a change still shows at once
+    assert b"a green lamp" in member_client.get(LIST).content
