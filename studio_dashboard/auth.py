@@ -9,10 +9,15 @@ per-request caches, so every ``has_perm`` of the request is answered from
 memory. Nothing is kept across requests, so there is nothing to invalidate: a
 role change or a deactivation shows on the user's next request.
 
+On a full page the same statement also reads the page's data fingerprint and
+header figures (``pagecache.figures_sql``): Django calls ``get_user`` with an id
+only, so ``CurrentRequestMiddleware`` makes the request known to it.
+
 Superusers (every permission) and other databases behave exactly like
 ModelBackend.
 """
 
+from contextvars import ContextVar
 from functools import cache as memoize
 
 from django.contrib.auth import get_user_model
@@ -21,10 +26,31 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
+from . import pagecache
+
+# The request being answered, so that get_user (which Django calls with a user id
+# only) can read a full page's figures in the same query as the user.
+current_request = ContextVar("current_request")
+
+
+class CurrentRequestMiddleware:
+    """Makes the request known to ``Backend.get_user`` while it is answered."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            current_request.reset(token)
+
 
 @memoize
-def _user_sql():
-    """The SQL reading one user row with ``own_permissions`` and ``group_permissions``.
+def _user_sql(figures=False):
+    """The SQL reading one user row with ``own_permissions`` and ``group_permissions``,
+    and with ``figures`` the page's figures too (``pagecache.figures_sql``).
 
     Written out rather than built by the ORM: the ORM's version joins auth_group and
     sorts by the permissions' default ordering, and planning that took longer (0.7 ms)
@@ -48,8 +74,9 @@ def _user_sql():
         f'WHERE up."user_id" = u."{pk}") AS own_permissions, '
         f'ARRAY({names} JOIN "{grants}" gp ON gp."permission_id" = p."id" '
         f'JOIN "{member_of}" ug ON ug."group_id" = gp."group_id" '
-        f'WHERE ug."user_id" = u."{pk}") AS group_permissions '
-        f'FROM "{user.db_table}" u WHERE u."{pk}" = %s'
+        f'WHERE ug."user_id" = u."{pk}") AS group_permissions'
+        + (f", {pagecache.figures_sql()}" if figures else "")
+        + f' FROM "{user.db_table}" u WHERE u."{pk}" = %s'
     )
 
 
@@ -70,13 +97,18 @@ class Backend(ModelBackend):
             user_id = int(user_id)
         except (TypeError, ValueError):
             return None
+        request = current_request.get(None)
+        figures = request is not None and pagecache.wants_figures(request)
         with connection.cursor() as cursor:
-            cursor.execute(_user_sql(), [user_id])
+            cursor.execute(_user_sql(figures), [user_id] * (3 if figures else 1))
             row = cursor.fetchone()
         if row is None:
             return None
         attnames = _attnames()
-        *values, own_permissions, group_permissions = row
+        values = row[: len(attnames)]
+        own_permissions, group_permissions = row[len(attnames) : len(attnames) + 2]
+        if figures:
+            pagecache.remember(request, user_id, row[len(attnames) + 2 :])
         # Loaded as the ORM loads a row (no field of the user model converts its value,
         # see _attnames), without a RawQuerySet's per-query set-up.
         user = get_user_model().from_db(connection.alias, attnames, values)

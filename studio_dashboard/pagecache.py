@@ -53,7 +53,15 @@ BODY_TTL = 60
 
 @memoize
 def _request_sql():
-    """One statement for the request: the data fingerprint, then the header's figures.
+    """One statement for the request: the data fingerprint, then the header's figures."""
+    return "SELECT " + figures_sql()
+
+
+@memoize
+def figures_sql():
+    """The select list of the data fingerprint, then the header's figures; its two
+    parameters are the signed-in user's id. The auth backend reads it with the user
+    on full pages (see ``wants_figures``), so those pages make one query for both.
 
     The header's figures are the signed-in user's: unread notifications (as
     ``Notification.objects.unread_for``), whether a budget applies to them (as
@@ -88,7 +96,7 @@ def _request_sql():
         "AND \"provider\" = '')",
         f'EXISTS(SELECT 1 FROM "{alerts}" WHERE "resolved_at" IS NULL)',
     ]
-    return "SELECT " + ", ".join(parts)
+    return ", ".join(parts)
 
 
 # The newest of each: a change to any of them makes new keys.
@@ -106,17 +114,28 @@ class Header:
 
 def _read(request):
     """(fingerprint, Header), read in one query the first time a request asks."""
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
     cached = getattr(request, "_studio_figures", None)
-    if cached is None:
-        user = getattr(request, "user", None)
-        user_id = user.pk if user is not None and user.is_authenticated else None
+    if cached is None or cached[0] != user_id:
         with connection.cursor() as cursor:
             cursor.execute(_request_sql(), [user_id, user_id])
             row = tuple(cursor.fetchone())
-        size = len(Fingerprint._fields)
-        cached = (Fingerprint(*row[:size]), Header(*row[size:]))
-        request._studio_figures = cached
-    return cached
+        cached = remember(request, user_id, row)
+    return cached[1:]
+
+
+def wants_figures(request):
+    """Whether this request will read the figures: a full page (a GET that is not htmx's)."""
+    return request.method == "GET" and "HX-Request" not in request.headers
+
+
+def remember(request, user_id, row):
+    """Keep the figures ``figures_sql`` read for ``user_id`` (``row``) for the request;
+    they are read again if the request turns out to be someone else's (a stale session)."""
+    size = len(Fingerprint._fields)
+    request._studio_figures = (user_id, Fingerprint(*row[:size]), Header(*row[size:]))
+    return request._studio_figures
 
 
 def fingerprint(request):

@@ -533,3 +533,24 @@ def test_a_page_this_process_served_is_served_again_without_asking_redis(
     assert not [key for key in asked if key.startswith("page:")]
     make(member, "a green lamp")  # a change still shows at once
     assert b"a green lamp" in member_client.get(LIST).content
+
+
+def test_a_cached_full_page_makes_one_query_and_a_fragment_reads_no_figures(member_client, member):
+    generation = make(member, "a blue vase", state=State.IN_PROGRESS, progress=10)
+    member_client.get(LIST)
+    _, sql = queries(member_client, LIST)
+    assert len(sql) == 1, sql  # the user, their permissions, the fingerprint and the header
+    assert "auth_user" in sql[0] and "generations_ledgerentry" in sql[0]
+    card = reverse("generations:detail", args=[generation.pk])
+    _, sql = queries(member_client, card, HX_Request="true")
+    assert not any("generations_ledgerentry" in q for q in sql)
+
+
+def test_figures_read_for_someone_else_are_read_again(rf, member, second_member):
+    request = rf.get(LIST)
+    request.user = member
+    row = (None,) * len(pagecache.Fingerprint._fields) + (7, False, False)
+    pagecache.remember(request, second_member.pk, row)  # a session that turned out stale
+    with CaptureQueriesContext(connection) as captured:
+        assert pagecache.header(request).unread == 0
+    assert len(captured) == 1
