@@ -61,7 +61,7 @@ class Mode(models.TextChoices):
 
 
 @memoize
-def _visible_one_sql(model, own):
+def _visible_one_sql(model, own, also=""):
     """The SQL, columns and converters of ``visible_one``'s query, compiled once."""
     queryset = model._base_manager.filter(pk=0)
     if own:
@@ -69,6 +69,11 @@ def _visible_one_sql(model, own):
     compiler = queryset.query.get_compiler(using=queryset.db)
     sql, params = compiler.as_sql()
     assert list(params) == ([0, 0] if own else [0]), params
+    if also:
+        # The columns end where the table's FROM begins; no column name holds it.
+        table = f" FROM {connection.ops.quote_name(model._meta.db_table)} "
+        assert sql.count(table) == 1, sql
+        sql = sql.replace(table, f", {also}{table}")
     columns = [expression for expression, _sql, _alias in compiler.select]
     attnames = [column.target.attname for column in columns]
     return sql, attnames, compiler.get_converters(columns)
@@ -99,22 +104,27 @@ class GenerationQuerySet(models.QuerySet):
         the two shapes once per process; each call runs that SQL with its own values
         and loads the row as the ORM would (``from_db``, with the fields' converters).
         """
+        return self.visible_one_with(user, pk)[0]
+
+    def visible_one_with(self, user, pk, also=""):
+        """``visible_one``, and the values of the SQL expressions ``also`` in the same query
+        (a select list without parameters; the row's table may be named in it)."""
         own = visibility_scope(user) != "team"
         try:
             pk = int(pk)
         except (TypeError, ValueError):
-            return None
-        sql, attnames, converters = _visible_one_sql(self.model, own)
+            return None, ()
+        sql, attnames, converters = _visible_one_sql(self.model, own, also)
         with connection.cursor() as cursor:
             cursor.execute(sql, [pk, user.pk] if own else [pk])
             rows = cursor.fetchall()
         if not rows:
-            return None
-        values = list(rows[0])
+            return None, ()
+        values = list(rows[0][: len(attnames)])
         for position, (functions, expression) in converters.items():
             for convert in functions:
                 values[position] = convert(values[position], expression, connection)
-        return self.model.from_db(self.db, attnames, values)
+        return self.model.from_db(self.db, attnames, values), tuple(rows[0][len(attnames) :])
 
     def create_queued(
         self, *, owner, provider, mode, prompt, options, form_token, edition="", images=()

@@ -336,10 +336,11 @@ def _detail_page(request, pk):
     The duplicate form's one-time token is put in per response, so two duplicates
     made from one cached page are two generations.
     """
-    generation = Generation.objects.visible_one(request.user, pk)
+    also = _final_page_sql() if connection.vendor == "postgresql" else ""
+    generation, figures = Generation.objects.visible_one_with(request.user, pk, also)
     if generation is None:
         raise Http404("No generation matches the given query.")
-    version = _final_page_version(generation)
+    version = _final_page_version(generation, figures)
     parts = ("generations/detail.html", generation.pk, version)
     if version is None:
         parts = None  # still changing: rendered every time
@@ -351,36 +352,36 @@ def _detail_page(request, pk):
     return pagecache.whole(request, parts, build, fresh)
 
 
-def _final_page_version(generation):
-    """What a final generation's page shows besides its row: its files, its conversions,
-    the price table (the duplicate's cost), its later versions, its owner's name. None
-    while the generation is still changing, or off PostgreSQL.
+def _final_page_version(generation, figures):
+    """What a final generation's page shows besides its row (``figures``, read with the row
+    by ``_final_page_sql``); None while the generation is still changing, or off PostgreSQL.
     """
-    if not generation.is_final or connection.vendor != "postgresql":
+    if not generation.is_final or not figures:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(_final_page_sql(), [generation.pk] * 3 + [generation.owner_id])
-        figures = tuple(cursor.fetchone())
     row = tuple(getattr(generation, f.attname) for f in Generation._meta.concrete_fields)
     return (row, figures)
 
 
 @memoize
 def _final_page_sql():
+    """Select-list expressions, correlated with the generation's row: its files, its
+    conversions (state, progress, result), the price table behind the duplicate's cost,
+    its later versions and its owner's name."""
     from credits.models import PriceTable
 
     User = get_user_model()
+    row = f'"{Generation._meta.db_table}"'
     return (
-        "SELECT "
-        f'(SELECT COUNT(*) || \':\' || COALESCE(MAX("id"), 0) FROM "{Asset._meta.db_table}" '
-        'WHERE "generation_id" = %s), '
-        '(SELECT md5(string_agg(concat_ws(\'|\', "id", "state", "progress", "via", '
-        '"asset_id", "failure_reason"), \',\' ORDER BY "id")) '
-        f'FROM "{Conversion._meta.db_table}" WHERE "generation_id" = %s), '
-        f'(SELECT MAX("version") FROM "{PriceTable._meta.db_table}"), '
-        f'(SELECT array_agg("id" ORDER BY "id") FROM "{Generation._meta.db_table}" '
-        'WHERE "previous_version_id" = %s), '
-        f'(SELECT "{User.USERNAME_FIELD}" FROM "{User._meta.db_table}" WHERE "id" = %s)'
+        f'(SELECT COUNT(*) || \':\' || COALESCE(MAX(a."id"), 0) FROM "{Asset._meta.db_table}" a '
+        f'WHERE a."generation_id" = {row}."id"), '
+        '(SELECT md5(string_agg(concat_ws(\'|\', c."id", c."state", c."progress", '
+        'c."via", c."asset_id", c."failure_reason"), \',\' ORDER BY c."id")) '
+        f'FROM "{Conversion._meta.db_table}" c WHERE c."generation_id" = {row}."id"), '
+        f'(SELECT MAX(t."version") FROM "{PriceTable._meta.db_table}" t), '
+        f'(SELECT array_agg(n."id" ORDER BY n."id") FROM {row} n '
+        f'WHERE n."previous_version_id" = {row}."id"), '
+        f'(SELECT u."{User.USERNAME_FIELD}" FROM "{User._meta.db_table}" u '
+        f'WHERE u."id" = {row}."owner_id")'
     )
 
 

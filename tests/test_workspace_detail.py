@@ -450,3 +450,25 @@ def test_only_people_who_may_see_it_get_the_cached_page(client, member, media, d
     stranger = make_user(django_user_model, "stranger")  # no group: sees only their own
     client.force_login(stranger)
     assert client.get(url("detail", generation)).status_code == 404
+
+
+def test_a_cached_generation_page_makes_two_queries(member_client, member, media):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    generation = finished(member)
+    member_client.get(url("detail", generation))
+    with CaptureQueriesContext(connection) as captured:
+        response = member_client.get(url("detail", generation))
+    assert response.status_code == 200 and b"Generation #" in response.content
+    # The user with the page's figures; the generation with what else its page shows.
+    assert len(captured) == 2, [q["sql"][:80] for q in captured.captured_queries]
+
+
+def test_visible_one_with_reads_the_extra_expressions_in_the_same_query(member):
+    generation = finished(member)
+    found, extra = Generation.objects.visible_one_with(
+        member, generation.pk, '"generations_generation"."id" * 2, 7'
+    )
+    assert found == generation and extra == (generation.pk * 2, 7)
+    assert Generation.objects.visible_one_with(member, generation.pk + 999, "1") == (None, ())
