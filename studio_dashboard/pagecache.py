@@ -19,7 +19,8 @@ tag removed, a username changed) shows within ``BODY_TTL`` seconds, when the
 cached body expires.
 
 The same statement returns the header's figures for the signed-in user (see
-``header``), so a cached page costs one query besides the user's.
+``header``), and on a full page the auth backend reads it with the user
+(``figures_sql``), so a cached page costs one query in all.
 
 Rendering the header and navigation around a cached body then took half of what
 was left, so the whole page is cached too, per person: its key adds to the
@@ -27,7 +28,8 @@ body's everything the header shows (who is asking and what they may do, where
 they are, their unread count). Pages whose header carries more (a budget or an
 alert banner, flash messages) are rendered afresh. The CSRF token differs for
 every browser, so the page is stored with a stand-in that each response replaces
-with the asker's own token.
+with the asker's own token. Each process also keeps its last pages in memory
+(``Recent``), in front of the shared cache.
 """
 
 import hashlib
