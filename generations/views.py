@@ -346,7 +346,9 @@ def _detail_page(request, pk):
         parts = None  # still changing: rendered every time
 
     def build():
-        return _card_or_page(request, _get_generation_for_user(request, pk), page=True)
+        # The row the key was made from, with what the page shows of it besides.
+        prefetch_related_objects([generation], "assets", "owner")
+        return _card_or_page(request, generation, page=True)
 
     fresh = {pagecache.stand_in("form-token"): lambda: str(uuid.uuid4())}
     return pagecache.whole(request, parts, build, fresh)
