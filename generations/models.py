@@ -120,11 +120,38 @@ class GenerationQuerySet(models.QuerySet):
             rows = cursor.fetchall()
         if not rows:
             return None, ()
-        values = list(rows[0][: len(attnames)])
+        return self._load(rows[0], attnames, converters), tuple(rows[0][len(attnames) :])
+
+    def one_sql(self, pk, also=""):
+        """The statement and parameters reading row ``pk`` (its first column is the id) and
+        ``also`` as ``visible_one_with`` does, whoever asks, for another query to read it
+        too; None for an id that is not a number. ``visible_from_row`` then applies
+        ``visible_one``'s scope to what it read."""
+        try:
+            pk = int(pk)
+        except (TypeError, ValueError):
+            return None
+        return _visible_one_sql(self.model, False, also)[0], [pk]
+
+    def visible_from_row(self, user, row, also=""):
+        """What ``visible_one_with`` returns, from the row ``one_sql`` read (its values, or
+        None when it found none): the generation if ``user`` may see it, and ``also``'s values.
+        """
+        if row is None or row[0] is None:
+            return None, ()
+        _sql, attnames, converters = _visible_one_sql(self.model, False, also)
+        generation = self._load(row, attnames, converters)
+        if visibility_scope(user) != "team" and generation.owner_id != user.pk:
+            return None, ()
+        return generation, tuple(row[len(attnames) :])
+
+    def _load(self, row, attnames, converters):
+        """The instance from ``_visible_one_sql``'s columns, as the ORM loads a row."""
+        values = list(row[: len(attnames)])
         for position, (functions, expression) in converters.items():
             for convert in functions:
                 values[position] = convert(values[position], expression, connection)
-        return self.model.from_db(self.db, attnames, values), tuple(rows[0][len(attnames) :])
+        return self.model.from_db(self.db, attnames, values)
 
     def create_queued(
         self, *, owner, provider, mode, prompt, options, form_token, edition="", images=()

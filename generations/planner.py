@@ -30,6 +30,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from studio_dashboard.pagecache import Recent
+
 HISTORY = 50  # finished generations considered per provider
 MIN_HISTORY = 5  # below this, the documented typical duration is used
 FINISH_MARGIN = 1.03  # land a predicted-finish poll just after the prediction
@@ -43,13 +45,27 @@ class Profile:
 
 
 def duration_profile(provider_key: str) -> Profile:
-    """Seconds from submit to upstream done for this provider (cached a minute)."""
+    """Seconds from submit to upstream done for this provider (cached a minute, and kept
+    by each process for ``LOCAL_SECONDS`` more: the polled status card asks for it on
+    every request)."""
     key = f"planner:profile:{provider_key}:{settings.PLANNER_DURATION_SCALE}"
-    value = cache.get(key)
+    value = _local.get(key)
     if value is None:
-        value = _duration_profile(provider_key)
-        cache.set(key, value, 60)
+        value = cache.get(key)
+        if value is None:
+            value = _duration_profile(provider_key)
+            cache.set(key, value, 60)
+        _local.set(key, value)
     return value
+
+
+LOCAL_SECONDS = 10.0
+_local = Recent(size=64, ttl=LOCAL_SECONDS)
+
+
+def forget_profiles():
+    """Drop the profiles this process keeps (the shared cache is cleared apart)."""
+    _local.clear()
 
 
 def _duration_profile(provider_key: str) -> Profile:

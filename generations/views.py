@@ -25,10 +25,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
-from studio_dashboard import pagecache
+from studio_dashboard import auth, pagecache
 
 from . import conversions, planner, pricing, storage
 from .forms import (
@@ -83,12 +84,23 @@ def _get_generation_for_user(request, pk, act=False, assets=True):
         queryset = queryset.select_related("owner").prefetch_related("assets")
         generation = get_object_or_404(queryset, pk=pk)
     else:
-        generation = Generation.objects.visible_one(request.user, pk)
-        if generation is None:
-            raise Http404("No generation matches the given query.")
+        generation, _ = _visible_one_with(request, pk)
     if act and not can_act(request.user, generation):
         raise PermissionDenied("Only the owner or an admin can do this.")
     return generation
+
+
+def _visible_one_with(request, pk, also=""):
+    """``Generation.objects.visible_one_with`` for the signed-in user, or 404; from the row
+    the view's rider read with the user when it did (``_detail_rider``)."""
+    row = auth.ridden(request)
+    if row is auth.NOT_READ:
+        generation, values = Generation.objects.visible_one_with(request.user, pk, also)
+    else:
+        generation, values = Generation.objects.visible_from_row(request.user, row, also)
+    if generation is None:
+        raise Http404("No generation matches the given query.")
+    return generation, values
 
 
 def _remaining_budget(user):
@@ -264,15 +276,27 @@ def generation_cost(request):
 # --- generation page -----------------------------------------------------------------------
 
 
+def _detail_rider(request, pk):
+    """The page and the polled status card read their generation in the signed-in user's
+    query (with the page's figures on a full page): one query in all on a cache hit."""
+    if not request.htmx:
+        return Generation.objects.one_sql(pk, _final_page_also())
+    if request.htmx.target != "conversions":
+        return Generation.objects.one_sql(pk)
+    return None
+
+
+@auth.read_with_user(_detail_rider)
 @login_required
 @require_GET
 def generation_detail(request, pk):
     """The page, the polled status card, or the polled conversions (by ``HX-Target``).
 
     The status card is polled every 2 s while the generation is in flight: that
-    path reads the session, the user with their permissions and the generation
-    (three lookups, see studio_dashboard/auth.py), and the files only once it
-    has finished.
+    path reads the session, then the user with their permissions and the generation
+    in one query (``_detail_rider``, studio_dashboard/auth.py), and the files only
+    once it has finished. The card of one in flight is rendered once for everything
+    it shows (``_in_flight_card``).
     """
     if not request.htmx:
         return _detail_page(request, pk)
@@ -294,29 +318,32 @@ def _card_or_page(request, generation, page):
     # Files exist once the generation has finished; the polled card of one in
     # flight does not look for them.
     has_files = page or generation.state == State.FINISHED
-    assets = list(generation.assets.all()) if has_files else []
-    eta = None if generation.is_final else planner.estimated_finish(generation)
-    start_eta = planner.estimated_start(generation)
     context = {
         "generation": generation,
-        "model": generation.glb_asset if has_files else None,
-        "assets": [a for a in assets if a.role != Asset.Role.CONVERTED],
-        "thumbnail": next((a for a in assets if a.role == Asset.Role.THUMBNAIL), None),
-        "eta": eta,
-        "eta_soon": _within_a_minute(eta),
+        "eta_words": _when_words(
+            None if generation.is_final else planner.estimated_finish(generation)
+        ),
         "queue_position": _queue_position(generation),
-        "start_eta": start_eta,
-        # timeuntil says "0\xa0minutes" (a no-break space): decide "soon" here instead.
-        "start_soon": _within_a_minute(start_eta),
+        "start_words": _when_words(planner.estimated_start(generation)),
         "can_act": can_act(request.user, generation),
     }
+    if has_files:
+        assets = list(generation.assets.all())
+        context.update(
+            model=generation.glb_asset,
+            assets=[a for a in assets if a.role != Asset.Role.CONVERTED],
+            thumbnail=next((a for a in assets if a.role == Asset.Role.THUMBNAIL), None),
+        )
     if generation.state == State.FINISHED:
         context.update(_conversions_context(generation, request.user))
     if not page:
-        response = render(request, "generations/detail.html#status-card", context)
+        if has_files:
+            content = render(request, "generations/detail.html#status-card", context).content
+        else:
+            content = _in_flight_card(context)
         if generation.is_final or generation.state == State.NEEDS_ATTENTION:
-            return HttpResponseStopPolling(response.content)
-        return response
+            return HttpResponseStopPolling(content)
+        return HttpResponse(content)
     context.update(
         duplicate_form=ActionForm(initial={"form_token": pagecache.stand_in("form-token")}),
         duplicate_cost=pricing.estimate(
@@ -336,10 +363,7 @@ def _detail_page(request, pk):
     The duplicate form's one-time token is put in per response, so two duplicates
     made from one cached page are two generations.
     """
-    also = _final_page_sql() if connection.vendor == "postgresql" else ""
-    generation, figures = Generation.objects.visible_one_with(request.user, pk, also)
-    if generation is None:
-        raise Http404("No generation matches the given query.")
+    generation, figures = _visible_one_with(request, pk, _final_page_also())
     version = _final_page_version(generation, figures)
     parts = ("generations/detail.html", generation.pk, version)
     if version is None:
@@ -352,6 +376,11 @@ def _detail_page(request, pk):
 
     fresh = {pagecache.stand_in("form-token"): lambda: str(uuid.uuid4())}
     return pagecache.whole(request, parts, build, fresh)
+
+
+def _final_page_also():
+    """What the page reads with its generation to know its version (PostgreSQL only)."""
+    return _final_page_sql() if connection.vendor == "postgresql" else ""
 
 
 def _final_page_version(generation, figures):
@@ -422,8 +451,38 @@ def _conversions_context(generation, user):
     }
 
 
-def _within_a_minute(when):
-    return when is not None and when <= timezone.now() + timedelta(minutes=1)
+def _when_words(when):
+    """ "any moment now" or "in about 3 minutes" (None: no estimate). timeuntil says
+    "0\xa0minutes" (a no-break space) under a minute: "soon" is decided here instead."""
+    if when is None:
+        return None
+    if when <= timezone.now() + timedelta(minutes=1):
+        return "any moment now"
+    return f"in about {timeuntil(when)}"
+
+
+# The status card of a generation in flight, by everything it shows: it is polled every
+# 2 s and changes only when its row does (the worker polls upstream at most a few times a
+# minute) or an estimate's words do.
+_cards = pagecache.Recent(size=1000, ttl=60.0)
+
+
+def forget_cards():
+    """Drop the cards this process kept (for tests)."""
+    _cards.clear()
+
+
+def _in_flight_card(context):
+    """The card's HTML for ``context``: the generation and values of plain types, no files,
+    nothing of the request (the card of one in flight shows neither)."""
+    generation = context["generation"]
+    row = [getattr(generation, field.attname) for field in generation._meta.concrete_fields]
+    key = repr((row, sorted((k, v) for k, v in context.items() if k != "generation")))
+    content = _cards.get(key)
+    if content is None:
+        content = render_to_string("generations/detail.html#status-card", context).encode()
+        _cards.set(key, content)
+    return content
 
 
 def _queue_position(generation):

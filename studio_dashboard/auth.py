@@ -11,7 +11,9 @@ role change or a deactivation shows on the user's next request.
 
 On a full page the same statement also reads the page's data fingerprint and
 header figures (``pagecache.figures_sql``): Django calls ``get_user`` with an id
-only, so ``CurrentRequestMiddleware`` makes the request known to it.
+only, so ``CurrentRequestMiddleware`` makes the request known to it. A view can
+have one more row read in it too (``read_with_user``): the polled status card
+reads its generation so, in the one query the request makes.
 
 Superusers (every permission) and other databases behave exactly like
 ModelBackend.
@@ -19,6 +21,7 @@ ModelBackend.
 
 from contextvars import ContextVar
 from functools import cache as memoize
+from functools import wraps
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
@@ -47,10 +50,39 @@ class CurrentRequestMiddleware:
             current_request.reset(token)
 
 
+# What ``ridden`` answers when the view's row was not read with the user.
+NOT_READ = object()
+
+
+def read_with_user(rider):
+    """View decorator, outside ``login_required``: ``rider(request, *args, **kwargs)`` gives
+    a statement selecting at most one row, whose first column is never NULL, and its
+    parameters (or None: nothing to read). The backend reads that row in the user's own
+    query; the view takes it with ``ridden(request)``."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            request._studio_rider = rider(request, *args, **kwargs)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def ridden(request):
+    """The row the view's rider selected, read with the signed-in user: its values, or None
+    if it found none; ``NOT_READ`` if it was not read so (no rider, not PostgreSQL, or the
+    user was read before the view ran), and the view reads it itself."""
+    return getattr(request, "_studio_ridden", NOT_READ)
+
+
 @memoize
-def _user_sql(figures=False):
+def _user_sql(figures=False, rider=""):
     """The SQL reading one user row with ``own_permissions`` and ``group_permissions``,
-    and with ``figures`` the page's figures too (``pagecache.figures_sql``).
+    with ``figures`` the page's figures too (``pagecache.figures_sql``), and with a
+    ``rider`` statement the columns of the row it selects (NULLs if none).
 
     Written out rather than built by the ORM: the ORM's version joins auth_group and
     sorts by the permissions' default ordering, and planning that took longer (0.7 ms)
@@ -76,7 +108,10 @@ def _user_sql(figures=False):
         f'JOIN "{member_of}" ug ON ug."group_id" = gp."group_id" '
         f'WHERE ug."user_id" = u."{pk}") AS group_permissions'
         + (f", {pagecache.figures_sql()}" if figures else "")
-        + f' FROM "{user.db_table}" u WHERE u."{pk}" = %s'
+        + (", ridden.*" if rider else "")
+        + f' FROM "{user.db_table}" u'
+        + (f" LEFT JOIN LATERAL ({rider}) ridden ON TRUE" if rider else "")
+        + f' WHERE u."{pk}" = %s'
     )
 
 
@@ -99,16 +134,21 @@ class Backend(ModelBackend):
             return None
         request = current_request.get(None)
         figures = request is not None and pagecache.wants_figures(request)
+        rider_sql, rider_params = getattr(request, "_studio_rider", None) or ("", [])
+        params = [user_id] * (2 if figures else 0) + list(rider_params) + [user_id]
         with connection.cursor() as cursor:
-            cursor.execute(_user_sql(figures), [user_id] * (3 if figures else 1))
+            cursor.execute(_user_sql(figures, rider_sql), params)
             row = cursor.fetchone()
         if row is None:
             return None
         attnames = _attnames()
         values = row[: len(attnames)]
         own_permissions, group_permissions = row[len(attnames) : len(attnames) + 2]
+        rest = row[len(attnames) + 2 :]
         if figures:
-            pagecache.remember(request, user_id, row[len(attnames) + 2 :])
+            rest = pagecache.remember(request, user_id, rest)
+        if rider_sql:
+            request._studio_ridden = rest if rest[0] is not None else None
         # Loaded as the ORM loads a row (no field of the user model converts its value,
         # see _attnames), without a RawQuerySet's per-query set-up.
         user = get_user_model().from_db(connection.alias, attnames, values)

@@ -37,7 +37,7 @@ import threading
 import time
 from collections import OrderedDict, namedtuple
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache as memoize
 
 from django.conf import settings
@@ -123,7 +123,8 @@ def _read(request):
         with connection.cursor() as cursor:
             cursor.execute(_request_sql(), [user_id, user_id])
             row = tuple(cursor.fetchone())
-        cached = remember(request, user_id, row)
+        remember(request, user_id, row)
+        cached = request._studio_figures
     return cached[1:]
 
 
@@ -133,11 +134,13 @@ def wants_figures(request):
 
 
 def remember(request, user_id, row):
-    """Keep the figures ``figures_sql`` read for ``user_id`` (``row``) for the request;
-    they are read again if the request turns out to be someone else's (a stale session)."""
+    """Keep the figures ``figures_sql`` read for ``user_id`` (at the start of ``row``) for
+    the request, and return the rest of the row. They are read again if the request
+    turns out to be someone else's (a stale session)."""
     size = len(Fingerprint._fields)
-    request._studio_figures = (user_id, Fingerprint(*row[:size]), Header(*row[size:]))
-    return request._studio_figures
+    end = size + len(fields(Header))
+    request._studio_figures = (user_id, Fingerprint(*row[:size]), Header(*row[size:end]))
+    return row[end:]
 
 
 def fingerprint(request):

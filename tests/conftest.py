@@ -153,13 +153,16 @@ def canned():
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """The planner caches durations per process; each test starts without them, and
-    without the pages this process kept."""
+    without the pages and status cards this process kept."""
     from django.core.cache import cache
 
+    from generations import planner, views
     from studio_dashboard import pagecache
 
     cache.clear()
     pagecache.recent.clear()
+    planner.forget_profiles()
+    views.forget_cards()
     yield
 
 

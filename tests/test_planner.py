@@ -128,3 +128,28 @@ def test_a_queued_generation_waits_for_the_calls_ahead_of_it(member, settings, r
     assert planner.estimated_start(mine, NOW) == NOW + timedelta(seconds=61)
     assert planner.estimated_finish(mine, NOW) == NOW + timedelta(seconds=61 + 150)
     assert planner.estimated_start(make(member, state=State.PENDING), NOW) is None
+
+
+def test_each_process_keeps_a_profile_for_ten_seconds_then_asks_again(member, monkeypatch):
+    from django.core.cache import cache
+
+    from studio_dashboard import pagecache
+
+    clock = [1000.0]
+    monkeypatch.setattr(pagecache.time, "monotonic", lambda: clock[0])
+    for seconds in [100] * 10:
+        make(member, state=State.FINISHED, finished_at=NOW, observed_duration=seconds)
+    assert planner.duration_profile("hunyuan_rapid").p50 == 100
+    later = NOW + timedelta(seconds=1)
+    for seconds in [300] * 30:
+        make(member, state=State.FINISHED, finished_at=later, observed_duration=seconds)
+    cache.clear()  # the shared copy gone: the process's own is still used
+    assert planner.duration_profile("hunyuan_rapid").p50 == 100
+    clock[0] += planner.LOCAL_SECONDS + 1
+    assert planner.duration_profile("hunyuan_rapid").p50 == 300
+    cache.clear()
+    latest = NOW + timedelta(seconds=2)
+    for seconds in [200] * planner.HISTORY:
+        make(member, state=State.FINISHED, finished_at=latest, observed_duration=seconds)
+    planner.forget_profiles()
+    assert planner.duration_profile("hunyuan_rapid").p50 == 200

@@ -83,7 +83,10 @@ def loaded_rows(monkeypatch):
 def counted_sweep(loaded_rows):
     from django.core.cache import cache
 
+    from generations import planner
+
     cache.clear()  # each run starts with the planner's profiles uncached
+    planner.forget_profiles()
     loaded_rows.clear()
     with CaptureQueriesContext(connection) as queries:
         tasks.sweep()

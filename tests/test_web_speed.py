@@ -56,6 +56,45 @@ def test_the_user_and_all_permissions_come_in_one_query(member):
     assert user.get_all_permissions() == member.get_all_permissions()
 
 
+def ridden_with(user, rider, htmx=False):
+    """What a view decorated with ``read_with_user(rider)`` finds, and the queries made."""
+    from django.test import RequestFactory
+
+    from studio_dashboard import auth
+
+    request = RequestFactory().get("/", headers={"HX-Request": "true"} if htmx else {})
+
+    @auth.read_with_user(rider)
+    def view(request):
+        token = auth.current_request.set(request)
+        try:
+            assert Backend().get_user(user.pk) == user
+        finally:
+            auth.current_request.reset(token)
+        return auth.ridden(request)
+
+    with CaptureQueriesContext(connection) as captured:
+        found = view(request)
+    return request, found, len(captured)
+
+
+def test_a_views_rider_is_read_in_the_users_query(member):
+    from studio_dashboard import auth
+
+    # A full page: the figures, then the rider's columns, in one query.
+    request, found, count = ridden_with(member, lambda r: ("SELECT %s::int AS n, 'x' AS s", [5]))
+    assert (found, count) == ((5, "x"), 1)
+    assert request._studio_figures[0] == member.pk
+    _, found, count = ridden_with(member, lambda r: ("SELECT %s::int AS n", [6]), htmx=True)
+    assert (found, count) == ((6,), 1)
+    # A statement that selects nothing: None, and the user is still found.
+    _, found, _ = ridden_with(member, lambda r: ("SELECT 1 AS n WHERE %s", [False]))
+    assert found is None
+    # No rider: the view reads its row itself.
+    _, found, _ = ridden_with(member, lambda r: None)
+    assert found is auth.NOT_READ
+
+
 def test_own_and_group_permissions_are_both_read(django_user_model):
     user = make_user(django_user_model, "solo")
     user.user_permissions.add(Permission.objects.get(codename="view_spend"))
@@ -491,17 +530,49 @@ def test_visible_one_keeps_each_persons_scope(member, django_user_model):
         assert Generation.objects.visible_one(member, junk) is None
 
 
-def test_the_polled_card_reads_only_the_user_and_the_generation(client, member, django_user_model):
+def test_the_polled_card_reads_the_user_and_the_generation_in_one_query(
+    client, member, django_user_model
+):
     generation = make(member, "a teapot", state=State.IN_PROGRESS, progress=40)
     client.force_login(member)
     url = reverse("generations:detail", args=[generation.pk])
     client.get(url, headers={"HX-Request": "true"})
     response, sql = queries(client, url, HX_Request="true")
     assert b'value="40"' in response.content
-    assert len(sql) == 2, sql
-    stranger = make_user(django_user_model, "stranger")
+    assert len(sql) == 1, sql
+    assert "LEFT JOIN LATERAL" in sql[0]
+    stranger = make_user(django_user_model, "stranger")  # no group: sees only their own
     client.force_login(stranger)
     assert client.get(url, headers={"HX-Request": "true"}).status_code == 404
+    own = make(stranger, "a kettle", state=State.IN_PROGRESS, progress=10)
+    own_url = reverse("generations:detail", args=[own.pk])
+    assert b'value="10"' in client.get(own_url, headers={"HX-Request": "true"}).content
+    missing = reverse("generations:detail", args=[own.pk + 999])
+    assert client.get(missing, headers={"HX-Request": "true"}).status_code == 404
+
+
+def test_the_card_of_one_in_flight_is_rendered_once_for_what_it_shows(client, member, monkeypatch):
+    from generations import views
+
+    rendered = []
+    real = views.render_to_string
+    monkeypatch.setattr(
+        views, "render_to_string", lambda *a, **k: rendered.append(a[0]) or real(*a, **k)
+    )
+    generation = make(member, "a teapot", state=State.IN_PROGRESS, progress=40)
+    client.force_login(member)
+    url = reverse("generations:detail", args=[generation.pk])
+    first = client.get(url, headers={"HX-Request": "true"})
+    second = client.get(url, headers={"HX-Request": "true"})
+    assert first.content == second.content and len(rendered) == 1
+    # A change to the row shows on the next poll.
+    Generation.objects.filter(pk=generation.pk).update(progress=55)
+    third = client.get(url, headers={"HX-Request": "true"})
+    assert b'value="55"' in third.content and len(rendered) == 2
+    # So does a change to the estimate's words, the row unchanged.
+    monkeypatch.setattr(views, "_when_words", lambda when: "in about 3 hours")
+    fourth = client.get(url, headers={"HX-Request": "true"})
+    assert b"Expected in about 3 hours." in fourth.content and len(rendered) == 3
 
 
 def test_recent_pages_expire_and_keep_at_most_their_number(monkeypatch):

@@ -452,7 +452,7 @@ def test_only_people_who_may_see_it_get_the_cached_page(client, member, media, d
     assert client.get(url("detail", generation)).status_code == 404
 
 
-def test_a_cached_generation_page_makes_two_queries(member_client, member, media):
+def test_a_cached_generation_page_makes_one_query(member_client, member, media):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -461,8 +461,33 @@ def test_a_cached_generation_page_makes_two_queries(member_client, member, media
     with CaptureQueriesContext(connection) as captured:
         response = member_client.get(url("detail", generation))
     assert response.status_code == 200 and b"Generation #" in response.content
-    # The user with the page's figures; the generation with what else its page shows.
-    assert len(captured) == 2, [q["sql"][:80] for q in captured.captured_queries]
+    # The user with the page's figures, and the generation with what else its page shows.
+    assert len(captured) == 1, [q["sql"][:80] for q in captured.captured_queries]
+
+
+def test_the_generation_read_with_the_user_is_the_one_read_alone(member, django_user_model):
+    """What the view's rider reads with the user loads as ``visible_one_with`` loads it,
+    within the same scope: a user without the team's view sees only their own."""
+    from django.db import connection
+
+    from tests.conftest import make_user
+
+    generation = finished(member)
+    also = '"generations_generation"."id" * 2, 7'
+    sql, params = Generation.objects.one_sql(generation.pk, also)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    alone = Generation.objects.visible_one_with(member, generation.pk, also)
+    ridden = Generation.objects.visible_from_row(member, row, also)
+    assert ridden == alone and ridden[1] == (generation.pk * 2, 7)
+    assert [getattr(ridden[0], f.attname) for f in Generation._meta.concrete_fields] == [
+        getattr(alone[0], f.attname) for f in Generation._meta.concrete_fields
+    ]
+    stranger = make_user(django_user_model, "stranger")
+    assert Generation.objects.visible_from_row(stranger, row, also) == (None, ())
+    assert Generation.objects.visible_from_row(member, None) == (None, ())
+    assert Generation.objects.one_sql("junk") is None
 
 
 def test_visible_one_with_reads_the_extra_expressions_in_the_same_query(member):

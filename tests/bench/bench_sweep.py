@@ -102,10 +102,12 @@ def forget_profiles():
     from django.conf import settings
     from django.core.cache import cache
 
+    from generations import planner
     from generations.catalogue import PROVIDERS
 
     scale = settings.PLANNER_DURATION_SCALE
     cache.delete_many([f"planner:profile:{key}:{scale}" for key in PROVIDERS])
+    planner.forget_profiles()
 
 
 def main():
