@@ -12,8 +12,10 @@ role change or a deactivation shows on the user's next request.
 On a full page the same statement also reads the page's data fingerprint and
 header figures (``pagecache.figures_sql``): Django calls ``get_user`` with an id
 only, so ``CurrentRequestMiddleware`` makes the request known to it. A view can
-have one more row read in it too (``read_with_user``): the polled status card
-reads its generation so, in the one query the request makes.
+have one more row read in it too (``read_with_user``): the generation page and its
+polled status card read their generation so. And the session itself is read in
+that statement (``read_session``, called by accounts/sessions.py, whose rows name
+their user): one query for the whole request.
 
 Superusers (every permission) and other databases behave exactly like
 ModelBackend.
@@ -28,6 +30,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.utils import timezone
 
 from . import pagecache
 
@@ -80,9 +83,35 @@ def ridden(request):
 
 @memoize
 def _user_sql(figures=False, rider=""):
-    """The SQL reading one user row with ``own_permissions`` and ``group_permissions``,
-    with ``figures`` the page's figures too (``pagecache.figures_sql``), and with a
-    ``rider`` statement the columns of the row it selects (NULLs if none).
+    """The SQL reading one user row (by id) with ``own_permissions`` and
+    ``group_permissions``, with ``figures`` the page's figures too
+    (``pagecache.figures_sql``), and with a ``rider`` statement the columns of the row
+    it selects (NULLs if none). Its parameters: the rider's, then the user's id.
+    """
+    user = get_user_model()._meta
+    return (
+        f'SELECT {_user_select(figures, rider)} FROM "{user.db_table}" u'
+        + (f" LEFT JOIN LATERAL ({rider}) ridden ON TRUE" if rider else "")
+        + f' WHERE u."{user.pk.column}" = %s'
+    )
+
+
+@memoize
+def _session_sql(table, figures=False, rider=""):
+    """The SQL reading an unexpired session row of ``table`` (by key) with ``_user_sql``'s
+    columns of the user it names (NULLs if none): its ``session_data``, then those.
+    Its parameters: the rider's, the session key, the time now."""
+    user = get_user_model()._meta
+    return (
+        f'SELECT s."session_data", {_user_select(figures, rider)} FROM "{table}" s '
+        f'LEFT JOIN "{user.db_table}" u ON u."{user.pk.column}" = s."user_id"'
+        + (f" LEFT JOIN LATERAL ({rider}) ridden ON TRUE" if rider else "")
+        + ' WHERE s."session_key" = %s AND s."expire_date" > %s'
+    )
+
+
+def _user_select(figures, rider):
+    """The select list of ``_user_sql`` and ``_session_sql``, on the user table ``u``.
 
     Written out rather than built by the ORM: the ORM's version joins auth_group and
     sorts by the permissions' default ordering, and planning that took longer (0.7 ms)
@@ -101,18 +130,41 @@ def _user_sql(figures=False, rider=""):
         f'JOIN "{ContentType._meta.db_table}" ct ON ct."id" = p."content_type_id"'
     )
     return (
-        f"SELECT {columns}, "
+        f"{columns}, "
         f'ARRAY({names} JOIN "{own}" up ON up."permission_id" = p."id" '
         f'WHERE up."user_id" = u."{pk}") AS own_permissions, '
         f'ARRAY({names} JOIN "{grants}" gp ON gp."permission_id" = p."id" '
         f'JOIN "{member_of}" ug ON ug."group_id" = gp."group_id" '
         f'WHERE ug."user_id" = u."{pk}") AS group_permissions'
-        + (f", {pagecache.figures_sql()}" if figures else "")
+        + (f", {pagecache.figures_sql(f'u."{pk}"')}" if figures else "")
         + (", ridden.*" if rider else "")
-        + f' FROM "{user.db_table}" u'
-        + (f" LEFT JOIN LATERAL ({rider}) ridden ON TRUE" if rider else "")
-        + f' WHERE u."{pk}" = %s'
     )
+
+
+def _wants(request):
+    """What this request reads with its user: (figures?, the rider's SQL, its parameters)."""
+    if request is None:
+        return False, "", []
+    rider_sql, rider_params = getattr(request, "_studio_rider", None) or ("", [])
+    return pagecache.wants_figures(request), rider_sql, list(rider_params)
+
+
+def read_session(request, session_key, model):
+    """The data of ``request``'s own session (None if it has no such unexpired session),
+    read in one query with its user, their permissions and what the request reads
+    with them (``Backend.get_user`` takes those from here)."""
+    figures, rider_sql, rider_params = _wants(request)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _session_sql(model._meta.db_table, figures, rider_sql),
+            [*rider_params, session_key, timezone.now()],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if row[1] is not None:  # the user's id: the session names a user who exists
+        request._studio_user_row = (row[1], figures, rider_sql, row[1:])
+    return row[0]
 
 
 @memoize
@@ -133,12 +185,17 @@ class Backend(ModelBackend):
         except (TypeError, ValueError):
             return None
         request = current_request.get(None)
-        figures = request is not None and pagecache.wants_figures(request)
-        rider_sql, rider_params = getattr(request, "_studio_rider", None) or ("", [])
-        params = [user_id] * (2 if figures else 0) + list(rider_params) + [user_id]
-        with connection.cursor() as cursor:
-            cursor.execute(_user_sql(figures, rider_sql), params)
-            row = cursor.fetchone()
+        figures, rider_sql, rider_params = _wants(request)
+        row = None
+        read = getattr(request, "_studio_user_row", None)
+        if read is not None:
+            del request._studio_user_row  # once: a later call reads the user again
+            if read[:3] == (user_id, figures, rider_sql):
+                row = read[3]
+        if row is None:
+            with connection.cursor() as cursor:
+                cursor.execute(_user_sql(figures, rider_sql), [*rider_params, user_id])
+                row = cursor.fetchone()
         if row is None:
             return None
         attnames = _attnames()

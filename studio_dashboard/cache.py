@@ -1,9 +1,8 @@
 """A Redis cache that degrades to a miss when Redis is away, instead of failing the page.
 
-The cache holds copies only (sessions are written through to the database by
-the ``cached_db`` engine; counts are recomputed on a miss), so while Redis
-restarts or is flushed the pages stay up, a little slower, and say so once per
-failure in the log.
+The cache holds copies only (pages and counts are recomputed on a miss; sessions
+live in the database), so while Redis restarts or is flushed the pages stay up,
+a little slower, and say so once per failure in the log.
 """
 
 import logging

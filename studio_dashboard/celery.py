@@ -45,6 +45,12 @@ def _beat_schedule():
             "schedule": settings.REVIEW_NOTIFY_INTERVAL,
             "options": {"expires": settings.REVIEW_NOTIFY_INTERVAL},
         },
+        # Expired sessions: refused when read, deleted here once a day.
+        "clear expired sessions": {
+            "task": "accounts.tasks.clear_expired_sessions",
+            "schedule": 86400.0,
+            "options": {"expires": 3600.0},
+        },
     }
 
 

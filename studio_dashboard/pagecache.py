@@ -33,6 +33,7 @@ with the asker's own token. Each process also keeps its last pages in memory
 """
 
 import hashlib
+import secrets
 import threading
 import time
 from collections import OrderedDict, namedtuple
@@ -45,7 +46,7 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse
-from django.middleware.csrf import get_token
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH, get_token
 from django.template.loader import render_to_string
 from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
@@ -60,10 +61,11 @@ def _request_sql():
 
 
 @memoize
-def figures_sql():
-    """The select list of the data fingerprint, then the header's figures; its two
-    parameters are the signed-in user's id. The auth backend reads it with the user
-    on full pages (see ``wants_figures``), so those pages make one query for both.
+def figures_sql(user="%s"):
+    """The select list of the data fingerprint, then the header's figures, for the
+    signed-in user whose id is ``user`` (SQL: by default two parameters, each the id).
+    The auth backend reads it with the user on full pages (see ``wants_figures``), so
+    those pages make one query for both.
 
     The header's figures are the signed-in user's: unread notifications (as
     ``Notification.objects.unread_for``), whether a budget applies to them (as
@@ -92,9 +94,9 @@ def figures_sql():
     budgets = Budget._meta.db_table
     alerts = Alert._meta.db_table
     parts += [
-        f'(SELECT COUNT(*) FROM "{notifications}" WHERE "recipient_id" = %s '
+        f'(SELECT COUNT(*) FROM "{notifications}" WHERE "recipient_id" = {user} '
         'AND "in_app" AND "read_at" IS NULL)',
-        f'EXISTS(SELECT 1 FROM "{budgets}" WHERE ("user_id" = %s OR "user_id" IS NULL) '
+        f'EXISTS(SELECT 1 FROM "{budgets}" WHERE ("user_id" = {user} OR "user_id" IS NULL) '
         "AND \"provider\" = '')",
         f'EXISTS(SELECT 1 FROM "{alerts}" WHERE "resolved_at" IS NULL)',
     ]
@@ -191,7 +193,7 @@ def whole(request, parts, build, fresh=None):
     one-time token). Pages whose header shows more than the key holds are built
     every time (see ``_asker``), still through the stand-ins.
     """
-    replacements = {stand_in("csrf"): lambda: str(get_token(request)), **(fresh or {})}
+    replacements = {stand_in("csrf"): lambda: csrf_token(request), **(fresh or {})}
     asker = None if parts is None else _asker(request)
     with _csrf_stand_in(request):
         if asker is None:
@@ -251,6 +253,30 @@ class Recent:
 
 
 recent = Recent()
+
+
+def csrf_token(request):
+    """``django.middleware.csrf.get_token``, with the mask drawn in one call to the system's
+    random source instead of one per character (a tenth of a millisecond less per page).
+
+    As Django's: the browser's secret (from its CSRF cookie, which is then renewed)
+    masked anew for each response, so no two pages carry the same token; without a
+    cookie Django's own makes one.
+    """
+    secret = request.META.get("CSRF_COOKIE")
+    if secret is None or len(secret) != CSRF_SECRET_LENGTH:
+        return get_token(request)
+    request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True
+    chars = CSRF_ALLOWED_CHARS
+    size = len(chars)
+    # Bytes at or above the largest multiple of the alphabet's size are dropped: unbiased.
+    limit = 256 - 256 % size
+    mask = []
+    while len(mask) < CSRF_SECRET_LENGTH:
+        mask += [b % size for b in secrets.token_bytes(2 * CSRF_SECRET_LENGTH) if b < limit]
+    mask = mask[:CSRF_SECRET_LENGTH]
+    cipher = (chars[(chars.index(c) + m) % size] for c, m in zip(secret, mask, strict=True))
+    return "".join(chars[m] for m in mask) + "".join(cipher)
 
 
 @contextmanager

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "accounts",
     "generations",
     "credits",
     "reviews",
@@ -257,11 +258,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
 # --- Cache and sessions -------------------------------------------------------
-# Every page reads its session. With Redis (the broker) the cache is shared by
-# every web process and sessions are read from it (``cached_db`` writes them
-# through to the database too, so a Redis flush or restart logs nobody out, and
-# a Redis outage only slows pages: see studio_dashboard/cache.py). The embedded
-# set-up keeps them in its single web process's memory.
+# With Redis (the broker) the cache is shared by every web process; a Redis outage
+# only slows pages (studio_dashboard/cache.py). The embedded set-up keeps it in its
+# single web process's memory. Sessions live in the database only (below), so a
+# Redis flush, restart or outage logs nobody out.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
@@ -271,7 +271,9 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Database sessions naming their user: on PostgreSQL a request reads its session, user,
+# permissions and page figures in one query (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 # Cache the bodies of the history list, the library and the spend review
 # (studio_dashboard/pagecache.py).
 # Off only to measure what a cache miss costs (tests/bench/bench_web.py).

@@ -108,9 +108,9 @@ def test_its_query_count_does_not_grow_with_rows(
     client.force_login(admin_user)
     client.get(URL)
     # Ours: generations by state (one GROUP BY), the latest wallet snapshot, the
-    # heartbeats. The rest is every page's: one query for the user with their
-    # permissions, the data fingerprint and the header's figures (notification count,
-    # whether budgets or alerts exist); the session comes from the cache.
+    # heartbeats. The rest is every page's: one query for the session, its user with
+    # their permissions, the data fingerprint and the header's figures (notification
+    # count, whether budgets or alerts exist).
     with django_assert_num_queries(4) as captured:
         client.get(URL)
     count = len(captured.captured_queries)
