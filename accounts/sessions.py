@@ -8,9 +8,24 @@ one query for all of it, and no other store to ask. Without a request in view
 is read as Django reads it.
 """
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.db import connection
+
+from studio_dashboard.pagecache import Recent
+
+# Session data this process has decoded, by its signed text: decoding (checking the
+# signature, then parsing) is a pure function of that text and the keys, so a row read
+# again unchanged, as every request of a signed-in person reads it, needs no second
+# check. Only data of plain values is kept, and each caller gets its own copy.
+_decoded = Recent(size=2000, ttl=300.0)
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def forget_decoded():
+    """Drop the session data this process decoded (for tests)."""
+    _decoded.clear()
 
 
 class SessionStore(DatabaseStore):
@@ -44,3 +59,13 @@ class SessionStore(DatabaseStore):
             self._session_key = None
             return {}
         return self.decode(session_data)
+
+    def decode(self, session_data):
+        key = (settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS), session_data)
+        found = _decoded.get(key)
+        if found is not None:
+            return dict(found)
+        data = super().decode(session_data)
+        if data and all(isinstance(value, _PLAIN) for value in data.values()):
+            _decoded.set(key, dict(data))
+        return data

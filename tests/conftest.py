@@ -156,6 +156,7 @@ def _fresh_cache():
     without the pages and status cards this process kept."""
     from django.core.cache import cache
 
+    from accounts import sessions
     from generations import planner, views
     from studio_dashboard import pagecache
 
@@ -163,6 +164,7 @@ def _fresh_cache():
     pagecache.recent.clear()
     planner.forget_profiles()
     views.forget_cards()
+    sessions.forget_decoded()
     yield
 
 

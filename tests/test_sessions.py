@@ -143,3 +143,25 @@ def test_expired_sessions_are_cleared_daily_and_live_ones_kept(client, member):
     schedule = _beat_schedule()["clear expired sessions"]
     assert schedule["task"] == "accounts.tasks.clear_expired_sessions"
     assert schedule["schedule"] == 86400.0
+
+
+def test_decoded_session_data_is_kept_by_its_signed_text_and_handed_out_as_copies(settings):
+    from accounts import sessions
+
+    session = store()
+    session["theme"] = "dark"
+    text = session.encode({"theme": "dark"})
+    first = session.decode(text)
+    first["theme"] = "light"  # a caller changing its copy
+    assert session.decode(text) == {"theme": "dark"}
+    assert any(key[-1] == text for key in sessions._decoded.pages)
+    # Data holding more than plain values is decoded every time, never kept.
+    nested = session.encode({"cart": [1, 2]})
+    assert session.decode(nested) == {"cart": [1, 2]}
+    assert not any(key[-1] == nested for key in sessions._decoded.pages)
+    # The same text under another secret key is checked again, and refused.
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    assert session.decode(text) == {}
+    # Junk is refused and not kept.
+    assert session.decode("junk:abc:def") == {}
+    assert not any(key[-1] == "junk:abc:def" for key in sessions._decoded.pages)
