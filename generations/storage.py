@@ -46,14 +46,24 @@ def open_stream(fieldfile):
     would instead copy the whole object into a spooled temporary file before
     the first byte, which delays the response and, with django-storages'
     default ``max_memory_size`` of 0, holds it all in memory.
+
+    A file missing from the storage (deleted by hand, a bucket restored from an older
+    backup) raises FileNotFoundError on disk and on S3 alike.
     """
     storage = fieldfile.storage
     bucket = getattr(storage, "bucket", None)
     if bucket is None or is_local(storage):
         handle = storage.open(fieldfile.name, "rb")
         return handle, handle.size
+    from botocore.exceptions import ClientError
+
     # We set no ``location`` prefix, so the storage name is the object key.
-    answer = bucket.Object(fieldfile.name).get()
+    try:
+        answer = bucket.Object(fieldfile.name).get()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise FileNotFoundError(f"no object {fieldfile.name!r} in the bucket") from exc
+        raise
     return answer["Body"], answer["ContentLength"]
 
 

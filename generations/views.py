@@ -7,6 +7,7 @@ its fragments: with ``HX-Request`` only the swapped partial is rendered.
 """
 
 import hashlib
+import logging
 import uuid
 from datetime import timedelta
 from functools import cache as memoize
@@ -65,6 +66,9 @@ CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "webp": "image/webp",
 }
+
+
+logger = logging.getLogger(__name__)
 
 
 def can_act(user, generation):
@@ -646,7 +650,12 @@ def stream_download(file, filename, fmt, inline):
     URL so the bucket can sit on a private network the browsers cannot reach, and so
     no bearer URL (valid for anyone holding it) ever leaves the authorised view.
     """
-    source, size = storage.open_stream(file)
+    try:
+        source, size = storage.open_stream(file)
+    except FileNotFoundError:
+        # The row says the file exists: something outside the dashboard removed it.
+        logger.error("stored file missing: %s", storage.describe(file))
+        raise Http404("The stored file is missing.") from None
     response = FileResponse(source, as_attachment=not inline, filename=filename)
     response.block_size = storage.CHUNK
     response["Content-Length"] = str(size)

@@ -101,6 +101,27 @@ def test_a_download_from_local_disk_streams_in_chunks(settings, tmp_path, member
     assert b"".join(chunks) == data
 
 
+def test_a_file_missing_from_the_bucket_is_a_404_and_an_error_in_the_log(
+    s3, member, member_client, caplog
+):
+    generation, asset = finished_with_asset(member, "assets/1/gone.glb", b"glTF" + b"x" * 10)
+    s3.delete_object(Bucket=BUCKET, Key=asset.file.name)
+    response = member_client.get(reverse("generations:asset", args=[generation.pk, asset.pk]))
+    assert response.status_code == 404
+    assert "stored file missing: assets/1/gone.glb" in caplog.text
+
+
+def test_a_file_missing_from_disk_is_a_404_and_an_error_in_the_log(
+    settings, tmp_path, member, member_client, caplog
+):
+    settings.MEDIA_ROOT = tmp_path
+    generation, asset = finished_with_asset(member, "assets/1/gone.glb", b"glTF" + b"x" * 10)
+    Path(asset.file.path).unlink()
+    url = reverse("generations:asset-view", args=[generation.pk, asset.pk])
+    assert member_client.get(url).status_code == 404
+    assert "stored file missing: assets/1/gone.glb" in caplog.text
+
+
 def test_a_local_copy_of_a_bucket_object_is_a_real_file_removed_afterwards(s3, member, tmp_path):
     _generation, asset = finished_with_asset(member, "assets/1/a.zip", b"PK\x03\x04zip-bytes")
     with pytest.raises(NotImplementedError):
