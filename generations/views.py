@@ -297,9 +297,9 @@ def generation_detail(request, pk):
     """The page, the polled status card, or the polled conversions (by ``HX-Target``).
 
     The status card is polled every 2 s while the generation is in flight: that
-    path reads the session, then the user with their permissions and the generation
-    in one query (``_detail_rider``, studio_dashboard/auth.py), and the files only
-    once it has finished. The card of one in flight is rendered once for everything
+    path reads the session, the user with their permissions and the generation in
+    one query (``_detail_rider``, studio_dashboard/auth.py), and the files only once
+    it has finished. The card of one in flight is rendered once for everything
     it shows (``_in_flight_card``).
     """
     if not request.htmx:
