@@ -61,14 +61,12 @@ class Mode(models.TextChoices):
 
 
 @memoize
-def _visible_one_sql(model, own, also=""):
+def _visible_one_sql(model, also=""):
     """The SQL, columns and converters of ``visible_one``'s query, compiled once."""
     queryset = model._base_manager.filter(pk=0)
-    if own:
-        queryset = queryset.filter(owner_id=0)
     compiler = queryset.query.get_compiler(using=queryset.db)
     sql, params = compiler.as_sql()
-    assert list(params) == ([0, 0] if own else [0]), params
+    assert list(params) == [0], params
     if also:
         # The columns end where the table's FROM begins; no column name holds it.
         table = f" FROM {connection.ops.quote_name(model._meta.db_table)} "
@@ -100,27 +98,22 @@ class GenerationQuerySet(models.QuerySet):
         """``visible_to(user).filter(pk=pk).first()``, without compiling the query again.
 
         The progress card of every generation in flight is polled every 2 s, and
-        compiling this small query was a third of its cost. The ORM compiles each of
-        the two shapes once per process; each call runs that SQL with its own values
-        and loads the row as the ORM would (``from_db``, with the fields' converters).
+        compiling this small query was a third of its cost. The ORM compiles it once
+        per process; each call runs that SQL with its own id, loads the row as the ORM
+        would (``from_db``, with the fields' converters) and applies the user's scope.
         """
         return self.visible_one_with(user, pk)[0]
 
     def visible_one_with(self, user, pk, also=""):
         """``visible_one``, and the values of the SQL expressions ``also`` in the same query
         (a select list without parameters; the row's table may be named in it)."""
-        own = visibility_scope(user) != "team"
-        try:
-            pk = int(pk)
-        except (TypeError, ValueError):
+        statement = self.one_sql(pk, also)
+        if statement is None:
             return None, ()
-        sql, attnames, converters = _visible_one_sql(self.model, own, also)
         with connection.cursor() as cursor:
-            cursor.execute(sql, [pk, user.pk] if own else [pk])
-            rows = cursor.fetchall()
-        if not rows:
-            return None, ()
-        return self._load(rows[0], attnames, converters), tuple(rows[0][len(attnames) :])
+            cursor.execute(*statement)
+            row = cursor.fetchone()
+        return self.visible_from_row(user, row, also)
 
     def one_sql(self, pk, also=""):
         """The statement and parameters reading row ``pk`` (its first column is the id) and
@@ -131,7 +124,7 @@ class GenerationQuerySet(models.QuerySet):
             pk = int(pk)
         except (TypeError, ValueError):
             return None
-        return _visible_one_sql(self.model, False, also)[0], [pk]
+        return _visible_one_sql(self.model, also)[0], [pk]
 
     def visible_from_row(self, user, row, also=""):
         """What ``visible_one_with`` returns, from the row ``one_sql`` read (its values, or
@@ -139,7 +132,7 @@ class GenerationQuerySet(models.QuerySet):
         """
         if row is None or row[0] is None:
             return None, ()
-        _sql, attnames, converters = _visible_one_sql(self.model, False, also)
+        _sql, attnames, converters = _visible_one_sql(self.model, also)
         generation = self._load(row, attnames, converters)
         if visibility_scope(user) != "team" and generation.owner_id != user.pk:
             return None, ()
