@@ -393,8 +393,12 @@ def _final_page_version(generation, figures):
     """
     if not generation.is_final or not figures:
         return None
-    row = tuple(getattr(generation, f.attname) for f in Generation._meta.concrete_fields)
-    return (row, figures)
+    return (_row_values(generation), figures)
+
+
+def _row_values(generation):
+    """The values of every column of the generation's row, for a cache key."""
+    return tuple(getattr(generation, f.attname) for f in Generation._meta.concrete_fields)
 
 
 @memoize
@@ -479,8 +483,7 @@ def forget_cards():
 def _in_flight_card(context):
     """The card's HTML for ``context``: the generation and values of plain types, no files,
     nothing of the request (the card of one in flight shows neither)."""
-    generation = context["generation"]
-    row = [getattr(generation, field.attname) for field in generation._meta.concrete_fields]
+    row = _row_values(context["generation"])
     key = repr((row, sorted((k, v) for k, v in context.items() if k != "generation")))
     content = _cards.get(key)
     if content is None:

@@ -213,13 +213,15 @@ def whole(request, parts, build, fresh=None):
 
 
 class Recent:
-    """The pages this process served last, in front of the shared cache: a hit there
-    costs no round trip to Redis.
+    """What this process used last, by key: at most ``size`` values, each for ``ttl``
+    seconds, the least recently used dropped first. Thread-safe.
 
-    Their keys hold the data fingerprint, read from the database on every request,
-    so a page kept here is served only while what it shows is unchanged, exactly as
-    from the shared cache. What the fingerprint cannot see shows within BODY_TTL
-    plus ``ttl`` seconds. At most ``size`` pages (about 25 kB each) are kept.
+    ``recent`` (below) holds the pages this process served last, in front of the
+    shared cache: a hit there costs no round trip to Redis. Their keys hold the data
+    fingerprint, read from the database on every request, so a page kept here is
+    served only while what it shows is unchanged, exactly as from the shared cache.
+    What the fingerprint cannot see shows within BODY_TTL plus ``ttl`` seconds. The
+    status cards, the planner's profiles and decoded sessions are kept in others.
     """
 
     def __init__(self, size=200, ttl=20.0):
@@ -252,7 +254,7 @@ class Recent:
             self.pages.clear()
 
 
-recent = Recent()
+recent = Recent()  # 200 pages of about 25 kB
 
 
 def csrf_token(request):
