@@ -30,7 +30,7 @@ from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
-from studio_dashboard import auth, pagecache
+from studio_dashboard import auth, liverows, pagecache
 
 from . import conversions, planner, pricing, storage
 from .forms import (
@@ -286,7 +286,9 @@ def _detail_rider(request, pk):
     if not request.htmx:
         return Generation.objects.one_sql(pk, _final_page_also())
     if request.htmx.target != "conversions":
-        return Generation.objects.one_sql(pk)
+        statement = Generation.objects.one_sql(pk)
+        # The card reads the generation's row alone: the answer is kept until it changes.
+        return statement and (*statement, [liverows.tag(Generation, statement[1][0])])
     return None
 
 
@@ -298,7 +300,8 @@ def generation_detail(request, pk):
 
     The status card is polled every 2 s while the generation is in flight: that
     path reads the session, the user with their permissions and the generation in
-    one query (``_detail_rider``, studio_dashboard/auth.py), and the files only once
+    one query (``_detail_rider``, studio_dashboard/auth.py), whose answer is kept until
+    one of those rows changes (studio_dashboard/liverows.py), and the files only once
     it has finished. The card of one in flight is rendered once for everything
     it shows (``_in_flight_card``).
     """

@@ -6,8 +6,7 @@ page, most of the cost of a small one like the progress fragment. On
 PostgreSQL this backend reads the user row with both permission sets as arrays
 in one query (its SQL written once per process) and fills ModelBackend's
 per-request caches, so every ``has_perm`` of the request is answered from
-memory. Nothing is kept across requests, so there is nothing to invalidate: a
-role change or a deactivation shows on the user's next request.
+memory. A role change or a deactivation shows on the user's next request.
 
 On a full page the same statement also reads the page's data fingerprint and
 header figures (``pagecache.figures_sql``): Django calls ``get_user`` with an id
@@ -15,7 +14,9 @@ only, so ``CurrentRequestMiddleware`` makes the request known to it. A view can
 have one more row read in it too (``read_with_user``): the generation page and its
 polled status card read their generation so. And the session itself is read in
 that statement (``read_session``, called by accounts/sessions.py, whose rows name
-their user): one query for the whole request.
+their user): one query for the whole request. The polled status card's answer to
+that query is kept until PostgreSQL notifies that one of its rows changed
+(``liverows``): no query at all while nothing did.
 
 Superusers (every permission) and other databases behave exactly like
 ModelBackend.
@@ -32,7 +33,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.utils import timezone
 
-from . import pagecache
+from . import liverows, pagecache
 
 # The request being answered, so that get_user (which Django calls with a user id
 # only) can read a full page's figures in the same query as the user.
@@ -61,7 +62,11 @@ def read_with_user(rider):
     """View decorator, outside ``login_required``: ``rider(request, *args, **kwargs)`` gives
     a statement selecting at most one row, whose first column is never NULL, and its
     parameters (or None: nothing to read). The backend reads that row in the user's own
-    query; the view takes it with ``ridden(request)``."""
+    query; the view takes it with ``ridden(request)``.
+
+    A third item, the ``liverows.tag`` of every row the statement reads, lets that
+    query's answer be kept across requests until one of them, the session or the user's
+    permissions change (``liverows``); without it the query runs every time."""
 
     def decorator(view):
         @wraps(view)
@@ -99,11 +104,13 @@ def _user_sql(figures=False, rider=""):
 @memoize
 def _session_sql(table, figures=False, rider=""):
     """The SQL reading an unexpired session row of ``table`` (by key) with ``_user_sql``'s
-    columns of the user it names (NULLs if none): its ``session_data``, then those.
+    columns of the user it names (NULLs if none): its ``session_data`` and
+    ``expire_date``, then those.
     Its parameters: the rider's, the session key, the time now."""
     user = get_user_model()._meta
     return (
-        f'SELECT s."session_data", {_user_select(figures, rider)} FROM "{table}" s '
+        f'SELECT s."session_data", s."expire_date", {_user_select(figures, rider)} '
+        f'FROM "{table}" s '
         f'LEFT JOIN "{user.db_table}" u ON u."{user.pk.column}" = s."user_id"'
         + (f" LEFT JOIN LATERAL ({rider}) ridden ON TRUE" if rider else "")
         + ' WHERE s."session_key" = %s AND s."expire_date" > %s'
@@ -142,29 +149,50 @@ def _user_select(figures, rider):
 
 
 def _wants(request):
-    """What this request reads with its user: (figures?, the rider's SQL, its parameters)."""
+    """What this request reads with its user: (figures?, the rider's SQL, its parameters,
+    the tags of the rows it reads or None)."""
     if request is None:
-        return False, "", []
-    rider_sql, rider_params = getattr(request, "_studio_rider", None) or ("", [])
-    return pagecache.wants_figures(request), rider_sql, list(rider_params)
+        return False, "", [], None
+    rider = getattr(request, "_studio_rider", None) or ("", [])
+    rider_sql, rider_params, tags = (*rider, None)[:3]
+    return pagecache.wants_figures(request), rider_sql, list(rider_params), tags
 
 
 def read_session(request, session_key, model):
     """The data of ``request``'s own session (None if it has no such unexpired session),
     read in one query with its user, their permissions and what the request reads
-    with them (``Backend.get_user`` takes those from here)."""
-    figures, rider_sql, rider_params = _wants(request)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _session_sql(model._meta.db_table, figures, rider_sql),
-            [*rider_params, session_key, timezone.now()],
-        )
-        row = cursor.fetchone()
+    with them (``Backend.get_user`` takes those from here).
+
+    With a rider that tags its rows and no page figures (which come from many tables),
+    the answer is kept until one of its rows changes (``liverows``)."""
+    figures, rider_sql, rider_params, tags = _wants(request)
+    table = model._meta.db_table
+    sql = _session_sql(table, figures, rider_sql)
+    kept = liverows.here() if tags and not figures else None
+    key = (sql, session_key, *rider_params)
+    row = kept.get(key) if kept is not None else None
+    if row is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*rider_params, session_key, timezone.now()])
+            row = cursor.fetchone()
+        # Kept only when all was found: the session, its user and the rider's row.
+        if (
+            kept is not None
+            and row is not None
+            and row[2] is not None
+            and row[_ridden_at()] is not None
+        ):
+            kept.put(key, row, [f"{table}:{session_key}", *tags], valid_until=row[1])
     if row is None:
         return None
-    if row[1] is not None:  # the user's id: the session names a user who exists
-        request._studio_user_row = (row[1], figures, rider_sql, row[1:])
+    if row[2] is not None:  # the user's id: the session names a user who exists
+        request._studio_user_row = (row[2], figures, rider_sql, row[2:])
     return row[0]
+
+
+def _ridden_at():
+    """Where the rider's first column is in ``_session_sql``'s row without figures."""
+    return 2 + len(_attnames()) + 2
 
 
 @memoize
@@ -185,7 +213,7 @@ class Backend(ModelBackend):
         except (TypeError, ValueError):
             return None
         request = current_request.get(None)
-        figures, rider_sql, rider_params = _wants(request)
+        figures, rider_sql, rider_params, _tags = _wants(request)
         row = None
         read = getattr(request, "_studio_user_row", None)
         if read is not None:

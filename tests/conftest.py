@@ -122,6 +122,22 @@ def outsider(django_user_model):
 
 
 @pytest.fixture
+def generating(member):
+    """The member's generation in flight: Rapid, 30% done."""
+    from generations.models import Generation, State
+
+    return Generation.objects.create(
+        owner=member,
+        provider="hunyuan_rapid",
+        mode="text",
+        prompt="a lamp",
+        state=State.IN_PROGRESS,
+        progress=30,
+        credit_estimate=35,
+    )
+
+
+@pytest.fixture
 def member_client(client, member):
     client.force_login(member)
     return client
@@ -158,9 +174,10 @@ def _fresh_cache():
 
     from accounts import sessions
     from generations import planner, views
-    from studio_dashboard import pagecache
+    from studio_dashboard import liverows, pagecache
 
     cache.clear()
+    liverows.forget()
     pagecache.recent.clear()
     planner.forget_profiles()
     views.forget_cards()

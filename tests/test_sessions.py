@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from accounts import tasks
 from accounts.models import Session
-from generations.models import Generation, State
 
 pytestmark = pytest.mark.django_db
 
@@ -53,18 +52,9 @@ def test_a_page_reads_its_session_with_the_user_in_one_query(client, member):
     assert '"accounts_session"' in sql and "auth_user" in sql
 
 
-def test_the_polled_card_reads_session_user_and_generation_in_one_query(client, member):
-    generation = Generation.objects.create(
-        owner=member,
-        provider="hunyuan_rapid",
-        mode="text",
-        prompt="a lamp",
-        state=State.IN_PROGRESS,
-        progress=30,
-        credit_estimate=35,
-    )
+def test_the_polled_card_reads_session_user_and_generation_in_one_query(client, member, generating):
     signed_in(client, member)
-    url = reverse("generations:detail", args=[generation.pk])
+    url = reverse("generations:detail", args=[generating.pk])
     client.get(url, headers={"HX-Request": "true"})  # the planner learns its durations
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, headers={"HX-Request": "true"})

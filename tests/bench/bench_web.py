@@ -11,7 +11,9 @@ ledger. Then it starts gunicorn (2 workers, production settings: DJANGO_DEBUG=0)
 with ``tests.bench.web_settings`` (the project's URLs plus a trivial view) and
 measures each page with wrk from a second process, one after another: the
 trivial view, the progress fragment (HX-Request), a generation page, the list,
-the library and the spend page, and the trivial view again. It prints
+the library and the spend page, and the trivial view again; then, under a second
+gunicorn with PAGE_BODY_CACHE=0 and LIVE_ROW_CACHE=0, the rows "(not cached)": the
+cost of the first view or poll after the data changed. It prints
 p50/p95/p99, requests per second, the p95 ratio to the trivial view (the mean of
 its two runs) against DESIGN.md's targets, and each page's query count.
 
@@ -83,11 +85,14 @@ def bench_users():
 
 import django  # noqa: E402
 
-UNCACHED = "(body not cached)"
+UNCACHED = "(not cached)"
 # (name, path, HX-Request?, as admin?, target of the p95 ratio, or None)
 PAGES = [
     ("trivial view", "/bench/trivial/", False, False, None),
     ("progress fragment", "/generations/{in_flight}/", True, False, 2),
+    # Served with LIVE_ROW_CACHE=0: the card's rows read on every poll, the cost of the
+    # first poll after the generation changed.
+    (f"progress fragment {UNCACHED}", "/generations/{in_flight}/", True, False, None),
     ("generation page", "/generations/{finished}/", False, False, 3),
     ("list", "/generations/", False, False, 3),
     # Served with PAGE_BODY_CACHE=0: every body rendered afresh, the cost of a cache
@@ -157,7 +162,8 @@ def main():
     results = {}
     for uncached in (False, True):
         pages = [page for page in PAGES if (UNCACHED in page[0]) == uncached]
-        with gunicorn(args.workers, PAGE_BODY_CACHE="0" if uncached else "1") as port:
+        cache = "0" if uncached else "1"
+        with gunicorn(args.workers, PAGE_BODY_CACHE=cache, LIVE_ROW_CACHE=cache) as port:
             for name, path, htmx, admin, _target in pages:
                 url = f"http://127.0.0.1:{port}{fill(path, targets, keep_random=True)}"
                 headers = {"Cookie": cookies[admin]}
@@ -348,7 +354,8 @@ def count_queries(users, targets):
     counts = {}
     for name, path, htmx, admin, _target in PAGES:
         headers = {"HX-Request": "true"} if htmx else {}
-        with override_settings(PAGE_BODY_CACHE=UNCACHED not in name):
+        cached = UNCACHED not in name
+        with override_settings(PAGE_BODY_CACHE=cached, LIVE_ROW_CACHE=cached):
             clients[admin].get(fill(path, targets), headers=headers)  # warm the caches
             with CaptureQueriesContext(connection) as captured:
                 response = clients[admin].get(fill(path, targets), headers=headers)
@@ -478,7 +485,7 @@ def report(results, queries, args):
         f"(shared with wrk); baseline p95 = mean of the two trivial runs = {base:.2f} ms"
     )
     print(
-        f"{'page':28s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'req/s':>7s} "
+        f"{'page':32s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'req/s':>7s} "
         f"{'p95/trivial':>11s} {'target':>6s} {'queries':>7s}"
     )
     failed = []
@@ -494,7 +501,7 @@ def report(results, queries, args):
             if not ok:
                 failed.append(name)
         print(
-            f"{name:28s} {r['p50']:7.2f} {r['p95']:7.2f} {r['p99']:7.2f} {r['rps']:7.0f} "
+            f"{name:32s} {r['p50']:7.2f} {r['p95']:7.2f} {r['p99']:7.2f} {r['rps']:7.0f} "
             f"{ratio:10.2f}x {(f'{target}x' if target else ''):>6s} {queries[name]:7d} {verdict}"
         )
     print("targets missed: " + (", ".join(failed) if failed else "none"))

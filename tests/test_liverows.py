@@ -1,0 +1,329 @@
+"""Rows kept across requests until PostgreSQL notifies a change (studio_dashboard/liverows.py).
+
+The polled status card's one query (session, user, permissions, generation) is
+answered from memory while none of its rows changed. These tests run outside a
+test transaction, as requests do, and change rows through a second connection
+the way a worker would: every change must show on the next poll.
+"""
+
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Session
+from generations.models import Generation
+from studio_dashboard import liverows
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN is PostgreSQL's"),
+]
+
+POLL = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def generation(generating):
+    return generating
+
+
+@pytest.fixture
+def card(client, member, generation):
+    client.force_login(member)
+    return reverse("generations:detail", args=[generation.pk])
+
+
+@pytest.fixture
+def elsewhere():
+    """A second connection, as a worker or another web process writes."""
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as other:
+        yield other
+
+
+def poll(client, url):
+    """The card, and how many queries answering it took."""
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, headers=POLL)
+    return response, len(captured)
+
+
+def poll_until(client, url, done, seconds=5.0):
+    """Poll until ``done(response)``: a change made on another connection reaches this one
+    as soon as PostgreSQL hands its notification over, not at a known instant."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response, queries = poll(client, url)
+        if done(response) or time.monotonic() > deadline:
+            return response, queries
+        time.sleep(0.01)
+
+
+def test_an_unchanged_card_is_answered_without_a_query(client, card):
+    first, queries = poll(client, card)
+    assert first.status_code == 200 and b'value="30"' in first.content
+    # The first: LISTEN and its check, the planner's durations, then the card's query.
+    assert queries == 4
+    again, queries = poll(client, card)
+    assert again.status_code == 200 and again.content == first.content
+    assert queries == 0
+
+
+def test_a_worker_s_change_to_the_generation_shows_on_the_next_poll(
+    client, card, generation, elsewhere
+):
+    poll(client, card)
+    elsewhere.execute(
+        "UPDATE generations_generation SET progress = 70 WHERE id = %s", [generation.pk]
+    )
+    response, queries = poll_until(client, card, lambda r: b'value="70"' in r.content)
+    assert b'value="70"' in response.content
+    assert queries == 1  # read again once, then kept again
+    assert poll(client, card)[1] == 0
+
+
+def test_a_change_to_another_generation_keeps_this_card(client, card, member, elsewhere):
+    other = Generation.objects.create(
+        owner=member, provider="hunyuan_rapid", mode="text", prompt="a chair", credit_estimate=35
+    )
+    poll(client, card)
+    elsewhere.execute("UPDATE generations_generation SET progress = 5 WHERE id = %s", [other.pk])
+    # The other row's notification has arrived once this connection hears a later one.
+    elsewhere.execute("SELECT pg_notify(%s, 'hello:test')", [liverows.CHANNEL])
+    time.sleep(0.2)
+    assert poll(client, card)[1] == 0
+
+
+def test_a_change_this_process_commits_shows_at_once(client, card, generation):
+    poll(client, card)
+    # Through the same connection the requests use: its notification comes back with
+    # the commit, so no wait is needed.
+    Generation.objects.filter(pk=generation.pk).update(progress=55)
+    response, queries = poll(client, card)
+    assert b'value="55"' in response.content and queries == 1
+
+
+def test_a_session_logged_out_elsewhere_is_refused_on_the_next_poll(client, card, elsewhere):
+    assert poll(client, card)[0].status_code == 200
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    elsewhere.execute("DELETE FROM accounts_session WHERE session_key = %s", [key])
+    response, _ = poll_until(client, card, lambda r: r.status_code != 200)
+    assert response.status_code == 302 and "/login" in response["Location"]
+
+
+def test_a_deactivated_user_is_refused_on_the_next_poll(client, card, member, elsewhere):
+    poll(client, card)
+    elsewhere.execute("UPDATE auth_user SET is_active = false WHERE id = %s", [member.pk])
+    response, _ = poll_until(client, card, lambda r: r.status_code != 200)
+    assert response.status_code == 302
+
+
+def test_a_role_taken_away_shows_on_the_next_poll(client, reviewer, generation, elsewhere):
+    """A reviewer sees the team's generations; out of the role, only their own: the next
+    poll of a member's card is a 404."""
+    client.force_login(reviewer)
+    url = reverse("generations:detail", args=[generation.pk])
+    assert poll(client, url)[0].status_code == 200
+    assert poll(client, url)[1] == 0
+    elsewhere.execute("DELETE FROM auth_user_groups WHERE user_id = %s", [reviewer.pk])
+    response, _ = poll_until(client, url, lambda r: r.status_code != 200)
+    assert response.status_code == 404
+
+
+def test_a_session_is_not_kept_past_its_expiry(client, card):
+    poll(client, card)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    # The row the card was kept with expires in a moment; no notification is needed.
+    soon = timezone.now() + timedelta(milliseconds=300)
+    kept = liverows.here()
+    for cache_key, (row, tags, _until, deadline) in list(kept.rows.items()):
+        kept.rows[cache_key] = (row, tags, soon, deadline)
+    Session.objects.filter(session_key=key).update(expire_date=soon)  # as it would be
+    time.sleep(0.4)
+    response, _ = poll(client, card)
+    assert response.status_code == 302
+
+
+def test_rows_expire_after_the_ttl_even_without_a_notification(client, card, monkeypatch):
+    monkeypatch.setattr(liverows, "TTL", 0.0)
+    poll(client, card)
+    assert poll(client, card)[1] == 1
+
+
+def test_a_change_committed_between_the_read_and_the_keeping_is_not_missed(
+    client, card, generation, elsewhere, monkeypatch
+):
+    """The row read, then a worker commits, then the row is kept: the notification waits
+    on the socket, and the next lookup drops the row it names."""
+    put = liverows.Kept.put
+
+    def late_put(self, *args, **kwargs):
+        elsewhere.execute(
+            "UPDATE generations_generation SET progress = 90 WHERE id = %s", [generation.pk]
+        )
+        time.sleep(0.2)  # its notification reaches this connection before the put
+        return put(self, *args, **kwargs)
+
+    monkeypatch.setattr(liverows.Kept, "put", late_put)
+    first, _ = poll(client, card)
+    assert b'value="30"' in first.content
+    monkeypatch.setattr(liverows.Kept, "put", put)
+    response, queries = poll(client, card)
+    assert b'value="90"' in response.content and queries == 1
+
+
+def test_a_new_connection_keeps_nothing_from_the_old_one(client, card):
+    poll(client, card)
+    connection.close()  # as Django does after CONN_MAX_AGE
+    response, queries = poll(client, card)
+    assert response.status_code == 200
+    assert queries == 3  # LISTEN, its own hello, then the card's query
+    assert poll(client, card)[1] == 0
+
+
+def test_a_connection_that_does_not_hear_itself_is_found_out():
+    """Behind a transaction-pooling proxy a LISTEN does not hold: the hello it sends itself
+    never comes back."""
+
+    class Deaf:
+        def notifies(self, timeout=None):
+            return iter(())
+
+    connection.ensure_connection()
+    assert liverows._listen(connection.connection) is True
+    assert liverows._listen(Deaf()) is False
+
+
+def test_a_connection_that_does_not_hear_itself_keeps_nothing(client, card, monkeypatch):
+    monkeypatch.setattr(liverows, "_listen", lambda raw: False)
+    assert poll(client, card)[0].status_code == 200
+    assert poll(client, card)[1] == 1
+    assert poll(client, card)[1] == 1
+
+
+def test_off_by_setting(client, card, settings):
+    settings.LIVE_ROW_CACHE = False
+    poll(client, card)
+    assert poll(client, card)[1] == 1
+
+
+def test_nothing_is_kept_inside_a_transaction(client, card):
+    from django.db import transaction
+
+    with transaction.atomic():
+        poll(client, card)
+        assert poll(client, card)[1] == 1
+
+
+def test_a_full_page_is_not_answered_from_kept_rows(client, card, generation):
+    """The page reads figures from many tables: its query runs every time."""
+    page = reverse("generations:detail", args=[generation.pk])
+    client.get(page)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(page)
+    assert len(captured) >= 1
+
+
+@pytest.mark.parametrize(
+    "change, payload",
+    [
+        ("UPDATE auth_user SET first_name = 'x' WHERE id = {member}", "auth_user"),
+        ("DELETE FROM auth_user_groups WHERE user_id = {member}", "auth_user_groups"),
+        ("DELETE FROM auth_group_permissions", "auth_group_permissions"),
+        (
+            "INSERT INTO auth_user_user_permissions (user_id, permission_id) "
+            "SELECT {member}, MIN(id) FROM auth_permission",
+            "auth_user_user_permissions",
+        ),
+        ("UPDATE auth_permission SET name = name", "auth_permission"),
+        ("UPDATE django_content_type SET model = model", "django_content_type"),
+        ("UPDATE generations_generation SET progress = 1 WHERE id = {generation}", None),
+        ("DELETE FROM generations_generation WHERE id = {generation}", None),
+        ("TRUNCATE generations_generation CASCADE", "generations_generation"),
+        ("UPDATE accounts_session SET expire_date = expire_date", None),
+    ],
+)
+def test_every_change_that_matters_is_notified(
+    change, payload, member, generation, client, elsewhere
+):
+    client.force_login(member)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {liverows.CHANNEL}")
+        elsewhere.execute(change.format(member=member.pk, generation=generation.pk))
+        heard = {n.payload for n in listener.notifies(timeout=2, stop_after=1)}
+    if payload is None:  # row-level: the row's tag
+        payload = (
+            f"accounts_session:{key}"
+            if "accounts_session" in change
+            else liverows.tag(Generation, generation.pk)
+        )
+    assert payload in heard
+
+
+def test_adding_a_user_drops_nothing(member, elsewhere):
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {liverows.CHANNEL}")
+        elsewhere.execute(
+            "INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, "
+            "email, is_staff, is_active, date_joined) "
+            "VALUES ('', false, 'newcomer', '', '', '', false, true, now())"
+        )
+        assert list(listener.notifies(timeout=0.3)) == []
+
+
+# --- the store itself ------------------------------------------------------------------------
+
+
+def _store():
+    kept = liverows.Kept()
+    kept.raw, kept.hears = connection.connection, True
+    return kept
+
+
+def test_a_notification_drops_only_the_rows_it_names():
+    connection.ensure_connection()
+    kept = _store()
+    kept.put("a", (1,), ["generations_generation:1", "accounts_session:k"])
+    kept.put("b", (2,), ["generations_generation:2", "accounts_session:k"])
+    kept.changed("generations_generation:1")
+    assert kept.get("a") is None and kept.get("b") == (2,)
+    kept.changed("hello:someone")  # another listener's check
+    assert kept.get("b") == (2,)
+    kept.changed("accounts_session:k")
+    assert kept.get("b") is None
+    assert not kept.tagged  # nothing left behind in the index
+
+
+def test_a_bare_table_name_or_an_unknown_payload_drops_everything():
+    connection.ensure_connection()
+    kept = _store()
+    for payload in ("auth_user", "garbage"):
+        kept.put("a", (1,), ["generations_generation:1"])
+        kept.changed(payload)
+        assert kept.get("a") is None and not kept.rows
+
+
+def test_the_store_is_bounded(monkeypatch):
+    connection.ensure_connection()
+    monkeypatch.setattr(liverows, "SIZE", 3)
+    kept = _store()
+    for n in range(5):
+        kept.put(n, (n,), [f"generations_generation:{n}"])
+    assert list(kept.rows) == [2, 3, 4]
+    assert set(kept.tagged) == {f"generations_generation:{n}" for n in (2, 3, 4)}
+
+
+def test_a_row_read_on_another_connection_is_not_kept():
+    connection.ensure_connection()
+    kept = liverows.Kept()
+    kept.raw, kept.hears = object(), True
+    kept.put("a", (1,), ["generations_generation:1"])
+    assert kept.get("a") is None
