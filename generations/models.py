@@ -63,7 +63,9 @@ class Mode(models.TextChoices):
 @memoize
 def _visible_one_sql(model, also=""):
     """The SQL, columns and converters of ``visible_one``'s query, compiled once."""
-    queryset = model._base_manager.filter(pk=0)
+    # One row by its key: no ordering (the model's default would sort it, and make the
+    # generation page's whole statement too long for psycopg to cache its conversion).
+    queryset = model._base_manager.filter(pk=0).order_by()
     compiler = queryset.query.get_compiler(using=queryset.db)
     sql, params = compiler.as_sql()
     assert list(params) == [0], params

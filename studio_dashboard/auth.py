@@ -168,20 +168,20 @@ def read_session(request, session_key, model):
     figures, rider_sql, rider_params, tags = _wants(request)
     table = model._meta.db_table
     sql = _session_sql(table, figures, rider_sql)
-    kept = liverows.here() if tags and not figures else None
+    keepable = tags and not figures
+    kept = liverows.here() if keepable else None
     key = (sql, session_key, *rider_params)
     row = kept.get(key) if kept is not None else None
-    if row is None:
+    if row is not None:
+        liverows.ANSWERS.labels("kept").inc()
+    else:
         with connection.cursor() as cursor:
             cursor.execute(sql, [*rider_params, session_key, timezone.now()])
             row = cursor.fetchone()
+        if keepable:
+            liverows.ANSWERS.labels("off" if kept is None else "read").inc()
         # Kept only when all was found: the session, its user and the rider's row.
-        if (
-            kept is not None
-            and row is not None
-            and row[2] is not None
-            and row[_ridden_at()] is not None
-        ):
+        if kept is not None and _found_all(row):
             kept.put(key, row, [f"{table}:{session_key}", *tags], valid_until=row[1])
     if row is None:
         return None
@@ -190,9 +190,10 @@ def read_session(request, session_key, model):
     return row[0]
 
 
-def _ridden_at():
-    """Where the rider's first column is in ``_session_sql``'s row without figures."""
-    return 2 + len(_attnames()) + 2
+def _found_all(row):
+    """Whether ``_session_sql``'s row without figures has a session, its user and the
+    rider's row (its first column is never NULL)."""
+    return row is not None and row[2] is not None and row[2 + len(_attnames()) + 2] is not None
 
 
 @memoize

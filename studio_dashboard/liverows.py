@@ -45,6 +45,7 @@ import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
+from prometheus_client import Counter
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,19 @@ CHANNEL = "studio_row_changes"
 HELLO = "hello:"  # a listener's check that it hears itself; names no change
 TTL = 30.0  # seconds; a safety net, not how changes are seen
 SIZE = 2000  # rows per thread, the least recently used dropped first
+
+
+# How each question that may be kept was answered: "kept" from memory, "read" from the
+# database (then kept), "off" from the database with keeping off or impossible (a
+# connection that does not hear itself). On /metrics (ops/metrics.py).
+ANSWERS = Counter(
+    "studio_kept_rows_total",
+    "Polled status cards whose rows were kept, read, or read with keeping off.",
+    ["answer"],
+    registry=None,
+)
+for _answer in ("kept", "read", "off"):
+    ANSWERS.labels(_answer)  # every series from the start, at zero
 
 
 def tag(model, key):

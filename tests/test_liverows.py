@@ -327,3 +327,29 @@ def test_a_row_read_on_another_connection_is_not_kept():
     kept.raw, kept.hears = object(), True
     kept.put("a", (1,), ["generations_generation:1"])
     assert kept.get("a") is None
+
+
+def test_metrics_count_how_cards_were_answered(client, card, settings, redis_limiter):
+    from tests.test_ops_metrics import sample, scrape
+
+    settings.METRICS_TOKEN = "metrics-token-for-tests-0123456789"
+
+    def counts():
+        text = scrape(client, settings.METRICS_TOKEN)
+        return {
+            answer: sample(text, "studio_kept_rows_total", f'{{answer="{answer}"}}')
+            for answer in ("kept", "read", "off")
+        }
+
+    poll(client, card)
+    before = counts()
+    poll(client, card)
+    poll(client, card)
+    settings.LIVE_ROW_CACHE = False
+    poll(client, card)
+    after = counts()
+    assert {answer: after[answer] - before[answer] for answer in after} == {
+        "kept": 2,
+        "read": 0,
+        "off": 1,
+    }
