@@ -284,7 +284,10 @@ def _detail_rider(request, pk):
     """The page and the polled status card read their generation in the signed-in user's
     query (with the page's figures on a full page): one query in all on a cache hit."""
     if not request.htmx:
-        return Generation.objects.one_sql(pk, _final_page_also())
+        statement = Generation.objects.one_sql(pk, _final_page_also())
+        # The page reads its generation and the tables _final_page_sql names: the answer
+        # is kept until any of them changes.
+        return statement and (*statement, _final_page_tables())
     if request.htmx.target != "conversions":
         statement = Generation.objects.one_sql(pk)
         # The card reads the generation's row alone: the answer is kept until it changes.
@@ -301,8 +304,8 @@ def generation_detail(request, pk):
     The status card is polled every 2 s while the generation is in flight: that
     path reads the session, the user with their permissions and the generation in
     one query (``_detail_rider``, studio_dashboard/auth.py), whose answer is kept until
-    one of those rows changes (studio_dashboard/liverows.py), and the files only once
-    it has finished. The card of one in flight is rendered once for everything
+    one of those rows changes (studio_dashboard/liverows.py; the page's until a row of
+    any table it reads does), and the files only once it has finished. The card of one in flight is rendered once for everything
     it shows (``_in_flight_card``).
     """
     if not request.htmx:
@@ -402,6 +405,16 @@ def _final_page_version(generation, figures):
 def _row_values(generation):
     """The values of every column of the generation's row, for a cache key."""
     return tuple(getattr(generation, f.attname) for f in Generation._meta.concrete_fields)
+
+
+@memoize
+def _final_page_tables():
+    """The tables ``_final_page_sql`` and the generation's row read (whole-table tags for
+    ``liverows``: a change to any row of them drops the page's kept answer)."""
+    from credits.models import PriceTable
+
+    models = (Generation, Asset, Conversion, PriceTable, get_user_model())
+    return [model._meta.db_table for model in models]
 
 
 @memoize

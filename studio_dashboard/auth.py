@@ -14,9 +14,9 @@ only, so ``CurrentRequestMiddleware`` makes the request known to it. A view can
 have one more row read in it too (``read_with_user``): the generation page and its
 polled status card read their generation so. And the session itself is read in
 that statement (``read_session``, called by accounts/sessions.py, whose rows name
-their user): one query for the whole request. The polled status card's answer to
-that query is kept until PostgreSQL notifies that one of its rows changed
-(``liverows``): no query at all while nothing did.
+their user): one query for the whole request. The answer to that query, for a
+full page or the polled status card, is kept until PostgreSQL notifies that a row
+it was read from changed (``liverows``): no query at all while nothing did.
 
 Superusers (every permission) and other databases behave exactly like
 ModelBackend.
@@ -163,13 +163,14 @@ def read_session(request, session_key, model):
     read in one query with its user, their permissions and what the request reads
     with them (``Backend.get_user`` takes those from here).
 
-    With a rider that tags its rows and no page figures (which come from many tables),
-    the answer is kept until one of its rows changes (``liverows``)."""
+    The answer is kept until a row it was read from changes (``liverows``) when the
+    request reads a full page's figures or a rider that says what it reads (tags);
+    other requests read it every time."""
     figures, rider_sql, rider_params, tags = _wants(request)
     table = model._meta.db_table
     sql = _session_sql(table, figures, rider_sql)
-    keepable = tags and not figures
-    kept = liverows.here() if keepable else None
+    keep_tags = _keep_tags(f"{table}:{session_key}", figures, rider_sql, tags)
+    kept = liverows.here() if keep_tags else None
     key = (sql, session_key, *rider_params)
     row = kept.get(key) if kept is not None else None
     if row is not None:
@@ -178,11 +179,10 @@ def read_session(request, session_key, model):
         with connection.cursor() as cursor:
             cursor.execute(sql, [*rider_params, session_key, timezone.now()])
             row = cursor.fetchone()
-        if keepable:
+        if keep_tags:
             liverows.ANSWERS.labels("off" if kept is None else "read").inc()
-        # Kept only when all was found: the session, its user and the rider's row.
-        if kept is not None and _found_all(row):
-            kept.put(key, row, [f"{table}:{session_key}", *tags], valid_until=row[1])
+        if kept is not None and _found_all(row, figures, rider_sql):
+            kept.put(key, row, keep_tags, valid_until=row[1])
     if row is None:
         return None
     if row[2] is not None:  # the user's id: the session names a user who exists
@@ -190,10 +190,24 @@ def read_session(request, session_key, model):
     return row[0]
 
 
-def _found_all(row):
-    """Whether ``_session_sql``'s row without figures has a session, its user and the
-    rider's row (its first column is never NULL)."""
-    return row is not None and row[2] is not None and row[2 + len(_attnames()) + 2] is not None
+def _keep_tags(session_tag, figures, rider_sql, tags):
+    """What a kept answer depends on besides users and permissions (whose tables drop
+    every kept answer): its session, the rider's rows and the figures' tables; None if
+    it is not to be kept (a rider that does not say what it reads, or nothing read but
+    the session and the user)."""
+    if (rider_sql and tags is None) or not (rider_sql or figures):
+        return None
+    return [session_tag, *(tags or ()), *(pagecache.figures_tables() if figures else ())]
+
+
+def _found_all(row, figures, rider_sql):
+    """Whether ``_session_sql``'s row has a session, its user and, with a rider, the
+    rider's row (its first column is never NULL): a miss is not kept."""
+    if row is None or row[2] is None:
+        return False
+    if not rider_sql:
+        return True
+    return row[2 + len(_attnames()) + 2 + (pagecache.FIGURES_COLUMNS if figures else 0)] is not None
 
 
 @memoize

@@ -7,10 +7,15 @@ seldom (the worker polls upstream a few times a minute), yet the round trip was
 half of what the card cost over the trivial view. So the answer is kept, per
 thread, and dropped when PostgreSQL says a row in it changed.
 
-Triggers (accounts/migrations/0002_row_change_notifications.py) ``NOTIFY`` on
-``CHANNEL`` at commit: ``table:key`` when a session (by its key) or a generation
-(by its id) is updated or deleted, the bare table name for any change to the
-tables behind users and permissions, or a truncation. Each thread's database
+Full pages are kept the same way: their query reads the page's figures too, so
+their answer is tagged with every table those come from (and the generation page
+with those its version reads), and dropped when any row of them changes.
+
+Triggers (accounts/migrations/0002 and 0003) ``NOTIFY`` on ``CHANNEL`` at commit:
+``table:key`` when a session (by its key) or a generation (by its id) is updated
+or deleted, ``table:*`` when rows of a table a page reads are inserted, updated or
+deleted (generations inserted included), and the bare table name for any change
+to the tables behind users and permissions, or a truncation. Each thread's database
 connection listens; every lookup first reads what has arrived (a non-blocking
 look at the socket, a few microseconds) and drops what it names, everything for
 a bare table name. So a change shows as soon as its notification has reached
@@ -55,12 +60,12 @@ TTL = 30.0  # seconds; a safety net, not how changes are seen
 SIZE = 2000  # rows per thread, the least recently used dropped first
 
 
-# How each question that may be kept was answered: "kept" from memory, "read" from the
-# database (then kept), "off" from the database with keeping off or impossible (a
-# connection that does not hear itself). On /metrics (ops/metrics.py).
+# How each question that may be kept (a full page's or the polled card's) was answered:
+# "kept" from memory, "read" from the database (then kept), "off" from the database with
+# keeping off or impossible (a connection that does not hear itself). On /metrics.
 ANSWERS = Counter(
     "studio_kept_rows_total",
-    "Polled status cards whose rows were kept, read, or read with keeping off.",
+    "Pages and polled cards answered from kept rows, read (then kept), or read with keeping off.",
     ["answer"],
     registry=None,
 )
@@ -116,15 +121,19 @@ class Kept:
         self.tagged.clear()
 
     def changed(self, payload):
-        """Drop what a notification names: one tag's rows, or with a bare table name (or
-        anything not understood) every row."""
+        """Drop what a notification names. ``table:key`` (a row) and ``table:*`` (some
+        rows) drop the rows kept with that tag and those kept with the whole table's
+        (``table``: read from any of its rows); a bare table name, or anything not
+        understood, drops every row."""
         if payload.startswith(HELLO):
             return
-        if ":" not in payload:
+        table, colon, _key = payload.partition(":")
+        if not colon:
             self.clear()
             return
-        for key in list(self.tagged.get(payload, ())):
-            self._forget(key)
+        for name in (payload, table):
+            for key in list(self.tagged.get(name, ())):
+                self._forget(key)
 
     def _forget(self, key):
         found = self.rows.pop(key, None)

@@ -60,6 +60,21 @@ def _request_sql():
     return "SELECT " + figures_sql()
 
 
+def _figure_models():
+    from credits.models import Budget
+    from generations.models import Alert, Generation, LedgerEntry, WalletSnapshot
+    from reviews.models import Notification, Review, Tag
+
+    return Budget, Alert, Generation, LedgerEntry, WalletSnapshot, Notification, Review, Tag
+
+
+@memoize
+def figures_tables():
+    """The tables ``figures_sql`` reads: a change to any of them changes the figures
+    (``liverows`` keeps a page's query until one does)."""
+    return tuple(model._meta.db_table for model in _figure_models())
+
+
 @memoize
 def figures_sql(user="%s"):
     """The select list of the data fingerprint, then the header's figures, for the
@@ -72,10 +87,9 @@ def figures_sql(user="%s"):
     ``credits.budgets.applicable``; only then is its use read) and whether any
     alert is open (only then are alerts read, for those who may see them).
     """
-    from credits.models import Budget
-    from generations.models import Alert, Generation, LedgerEntry, WalletSnapshot
-    from reviews.models import Notification, Review, Tag
-
+    Budget, Alert, Generation, LedgerEntry, WalletSnapshot, Notification, Review, Tag = (
+        _figure_models()
+    )
     newest = {
         "generation": Generation.objects.order_by("-id").values("id"),
         "change": Generation.objects.order_by("-state_changed_at").values("state_changed_at"),
@@ -135,12 +149,16 @@ def wants_figures(request):
     return request.method == "GET" and "HX-Request" not in request.headers
 
 
+# How many columns ``figures_sql`` selects: the fingerprint's, then the header's.
+FIGURES_COLUMNS = len(Fingerprint._fields) + len(fields(Header))
+
+
 def remember(request, user_id, row):
     """Keep the figures ``figures_sql`` read for ``user_id`` (at the start of ``row``) for
     the request, and return the rest of the row. They are read again if the request
     turns out to be someone else's (a stale session)."""
     size = len(Fingerprint._fields)
-    end = size + len(fields(Header))
+    end = FIGURES_COLUMNS
     request._studio_figures = (user_id, Fingerprint(*row[:size]), Header(*row[size:end]))
     return row[end:]
 

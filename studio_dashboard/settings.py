@@ -278,9 +278,10 @@ SESSION_ENGINE = "accounts.sessions"
 # (studio_dashboard/pagecache.py).
 # Off only to measure what a cache miss costs (tests/bench/bench_web.py).
 PAGE_BODY_CACHE = env_bool("PAGE_BODY_CACHE", True)
-# Keep the polled status card's rows (session, user, generation) until PostgreSQL notifies
-# that they changed (studio_dashboard/liverows.py). It turns itself off where LISTEN does
-# not hold (a transaction-pooling PgBouncer); off here, every poll reads them.
+# Keep the answer to a full page's or the polled status card's query (session, user,
+# figures, generation) until PostgreSQL notifies that a row it was read from changed
+# (studio_dashboard/liverows.py). It turns itself off where LISTEN does not hold (a
+# transaction-pooling PgBouncer); off here, every request reads them.
 LIVE_ROW_CACHE = env_bool("LIVE_ROW_CACHE", True)
 
 # --- The upstream -------------------------------------------------------------

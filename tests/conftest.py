@@ -121,20 +121,20 @@ def outsider(django_user_model):
     return make_user(django_user_model, "outsider")
 
 
+def rapid_generation(owner, **fields):
+    """A text-to-3D generation on Hunyuan Rapid, saved with ``fields``."""
+    from generations.models import Generation
+
+    defaults = {"provider": "hunyuan_rapid", "mode": "text", "credit_estimate": 35}
+    return Generation.objects.create(owner=owner, **{**defaults, **fields})
+
+
 @pytest.fixture
 def generating(member):
     """The member's generation in flight: Rapid, 30% done."""
-    from generations.models import Generation, State
+    from generations.models import State
 
-    return Generation.objects.create(
-        owner=member,
-        provider="hunyuan_rapid",
-        mode="text",
-        prompt="a lamp",
-        state=State.IN_PROGRESS,
-        progress=30,
-        credit_estimate=35,
-    )
+    return rapid_generation(member, prompt="a lamp", state=State.IN_PROGRESS, progress=30)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ test transaction, as requests do, and change rows through a second connection
 the way a worker would: every change must show on the next poll.
 """
 
+import re
 import time
 from datetime import timedelta
 
@@ -18,8 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Session
-from generations.models import Generation
+from generations.models import Asset, Generation, LedgerEntry, State
 from studio_dashboard import liverows
+from tests.conftest import rapid_generation
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -90,9 +92,7 @@ def test_a_worker_s_change_to_the_generation_shows_on_the_next_poll(
 
 
 def test_a_change_to_another_generation_keeps_this_card(client, card, member, elsewhere):
-    other = Generation.objects.create(
-        owner=member, provider="hunyuan_rapid", mode="text", prompt="a chair", credit_estimate=35
-    )
+    other = rapid_generation(member, prompt="a chair")
     poll(client, card)
     elsewhere.execute("UPDATE generations_generation SET progress = 5 WHERE id = %s", [other.pk])
     # The other row's notification has arrived once this connection hears a later one.
@@ -222,13 +222,177 @@ def test_nothing_is_kept_inside_a_transaction(client, card):
         assert poll(client, card)[1] == 1
 
 
-def test_a_full_page_is_not_answered_from_kept_rows(client, card, generation):
-    """The page reads figures from many tables: its query runs every time."""
-    page = reverse("generations:detail", args=[generation.pk])
-    client.get(page)
+# --- full pages ------------------------------------------------------------------------------
+
+
+def page_views(client, url):
+    """The page (its body cached after the first view), and how many queries it took."""
     with CaptureQueriesContext(connection) as captured:
-        client.get(page)
-    assert len(captured) >= 1
+        response = client.get(url)
+    assert response.status_code == 200
+    return response, len(captured)
+
+
+def settled(client, url, seconds=5.0):
+    """View the page until it is read again: a change elsewhere arrives in a moment."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response, queries = page_views(client, url)
+        if queries or time.monotonic() > deadline:
+            return response, queries
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def finished(member):
+    return rapid_generation(
+        member, prompt="a vase", state=State.FINISHED, progress=100, finished_at=timezone.now()
+    )
+
+
+def test_an_unchanged_list_is_answered_without_a_query(client, member, generation):
+    client.force_login(member)
+    url = reverse("generations:list")
+    page_views(client, url)
+    assert page_views(client, url)[1] == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # Each table the header's figures and the fingerprint come from.
+        "INSERT INTO generations_generation (owner_id, provider, edition, mode, prompt, options, "
+        "form_token, state, progress, upstream_task_id, upstream_status, credit_estimate, "
+        "price_breakdown, price_version, failure_reason, attention_reason, last_raw_response, "
+        "claim, results, url_refreshes, deliveries, submit_attempts, polls, poll_errors, "
+        "created_at, state_changed_at) SELECT owner_id, provider, edition, mode, 'x', options, "
+        "gen_random_uuid(), state, 0, '', '', 1, price_breakdown, price_version, '', '', "
+        "last_raw_response, '', results, 0, deliveries, 0, 0, 0, now(), now() "
+        "FROM generations_generation LIMIT 1",
+        "UPDATE generations_generation SET state_changed_at = now() WHERE id = {generation}",
+        "UPDATE reviews_notification SET read_at = now()",
+        "DELETE FROM generations_alert",
+        "DELETE FROM credits_budget",
+        "DELETE FROM reviews_tag",
+        "DELETE FROM generations_walletsnapshot",
+    ],
+)
+def test_a_change_to_what_the_list_shows_is_read_on_the_next_view(
+    client, member, generation, elsewhere, change
+):
+    client.force_login(member)
+    url = reverse("generations:list")
+    page_views(client, url)
+    assert page_views(client, url)[1] == 0
+    elsewhere.execute(change.format(generation=generation.pk))
+    assert settled(client, url)[1] >= 1
+
+
+def test_a_change_this_process_commits_is_read_on_the_next_view(client, member, generation):
+    client.force_login(member)
+    url = reverse("generations:list")
+    page_views(client, url)
+    # Its notification comes back with the commit: no wait.
+    Generation.objects.filter(pk=generation.pk).update(state_changed_at=timezone.now())
+    assert page_views(client, url)[1] >= 1
+    assert page_views(client, url)[1] == 0
+
+
+def test_a_finished_generation_s_page_is_kept_until_its_files_change(
+    client, member, finished, generation, elsewhere
+):
+    client.force_login(member)
+    url = reverse("generations:detail", args=[finished.pk])
+    card = reverse("generations:detail", args=[generation.pk])
+    page_views(client, url)
+    assert page_views(client, url)[1] == 0
+    poll(client, card)
+    # Another generation's update drops the page (it shows the newest state change) but
+    # not the card of a third one.
+    other = rapid_generation(member, prompt="a cup")
+    elsewhere.execute("UPDATE generations_generation SET progress = 3 WHERE id = %s", [other.pk])
+    assert settled(client, url)[1] >= 1
+    assert poll(client, card)[1] == 0
+    # A file of its own, added, then removed by a worker.
+    asset = Asset.objects.create(
+        generation=finished, role=Asset.Role.THUMBNAIL, file="x.png", format="png", bytes=1
+    )
+    assert page_views(client, url)[1] >= 1
+    assert page_views(client, url)[1] == 0
+    elsewhere.execute("DELETE FROM generations_asset WHERE id = %s", [asset.pk])
+    assert settled(client, url)[1] >= 1
+
+
+def test_a_new_ledger_entry_drops_pages_but_not_cards(client, member, generation):
+    client.force_login(member)
+    url = reverse("generations:list")
+    card = reverse("generations:detail", args=[generation.pk])
+    page_views(client, url)
+    poll(client, card)
+    LedgerEntry.objects.create(kind="adjustment", user=member, amount=-5, note="correction")
+    assert page_views(client, url)[1] >= 1
+    assert poll(client, card)[1] == 0
+
+
+def _tables(sql):
+    return set(re.findall(r'(?:FROM|JOIN)\s+"(\w+)"', sql))
+
+
+def _events():
+    """{table: (events its studio_* triggers notify, whether any drops everything)}."""
+    from collections import defaultdict
+
+    found = defaultdict(lambda: [set(), False])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, t.tgtype, p.proname FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE t.tgname LIKE 'studio_%%' AND NOT t.tgisinternal"
+        )
+        for table, kind, function in cursor.fetchall():
+            for bit, event in ((4, "INSERT"), (8, "DELETE"), (16, "UPDATE"), (32, "TRUNCATE")):
+                if kind & bit:
+                    found[table][0].add(event)
+                    if function == "studio_notify_table" and event != "TRUNCATE":
+                        found[table][1] = True
+    return found
+
+
+# A new row in these cannot change a kept answer: a session's key is new, a user is no
+# one's until they sign in, a permission or content type is no one's until granted
+# (through the tables that notify on insert).
+INSERT_CHANGES_NOTHING = {"accounts_session", "auth_user", "auth_permission", "django_content_type"}
+
+
+def test_every_table_a_kept_answer_reads_tells_of_its_changes(finished):
+    """A table read but not notified would leave kept answers stale: every table each kept
+    statement names has triggers for every change, and its notifications reach the answer
+    (its tags, or a table whose change drops everything)."""
+    from generations import views
+    from studio_dashboard import auth
+
+    events = _events()
+    statements = {
+        "card": (Generation.objects.one_sql(finished.pk)[0], False, ["generations_generation:1"]),
+        "page": (
+            Generation.objects.one_sql(finished.pk, views._final_page_also())[0],
+            True,
+            views._final_page_tables(),
+        ),
+        "list": ("", True, None),
+    }
+    for name, (rider, figures, tags) in statements.items():
+        sql = auth._session_sql("accounts_session", figures, rider)
+        keep = auth._keep_tags("accounts_session:k", figures, rider, tags)
+        assert keep, name
+        tagged = {tag.partition(":")[0] for tag in keep}
+        for table in _tables(sql):
+            notified, drops_all = events.get(table, (set(), False))
+            needed = {"UPDATE", "DELETE", "TRUNCATE"} | (
+                set() if table in INSERT_CHANGES_NOTHING else {"INSERT"}
+            )
+            assert needed <= notified, (name, table, notified)
+            assert drops_all or table in tagged, (name, table)
 
 
 @pytest.mark.parametrize(
