@@ -174,13 +174,13 @@ def read_session(request, session_key, model):
     key = (sql, session_key, *rider_params)
     row = kept.get(key) if kept is not None else None
     if row is not None:
-        liverows.ANSWERS.labels("kept").inc()
+        liverows.ANSWERED["kept"].inc()
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, [*rider_params, session_key, timezone.now()])
             row = cursor.fetchone()
         if keep_tags:
-            liverows.ANSWERS.labels("off" if kept is None else "read").inc()
+            liverows.ANSWERED["off" if kept is None else "read"].inc()
         if kept is not None and _found_all(row, figures, rider_sql):
             kept.put(key, row, keep_tags, valid_until=row[1])
     if row is None:

@@ -69,8 +69,8 @@ ANSWERS = Counter(
     ["answer"],
     registry=None,
 )
-for _answer in ("kept", "read", "off"):
-    ANSWERS.labels(_answer)  # every series from the start, at zero
+# Every series from the start, at zero; bound once (labels() looks the child up each time).
+ANSWERED = {answer: ANSWERS.labels(answer) for answer in ("kept", "read", "off")}
 
 
 def tag(model, key):

@@ -146,7 +146,8 @@ def _read(request):
 
 def wants_figures(request):
     """Whether this request will read the figures: a full page (a GET that is not htmx's)."""
-    return request.method == "GET" and "HX-Request" not in request.headers
+    # META rather than request.headers, which is built from every header on first use.
+    return request.method == "GET" and "HTTP_HX_REQUEST" not in request.META
 
 
 # How many columns ``figures_sql`` selects: the fingerprint's, then the header's.

@@ -64,7 +64,8 @@ MIDDLEWARE = [
     "reviews.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    # request.htmx, its headers read from META (studio_dashboard/htmx.py).
+    "studio_dashboard.htmx.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "studio_dashboard.urls"

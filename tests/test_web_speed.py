@@ -7,17 +7,24 @@ shows stale rows after a change the fingerprint sees, and never shows one
 user's view to another; pages stay up when Redis is away.
 """
 
+from datetime import timedelta
+
+import django_htmx.middleware
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timeuntil
 
+from generations import views
 from generations.models import Generation, State
 from reviews.models import Decision, Review, ReviewStatus, Tag
 from studio_dashboard import pagecache
 from studio_dashboard.auth import Backend
+from studio_dashboard.htmx import HtmxDetails
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -574,8 +581,6 @@ def test_the_polled_card_reads_the_user_and_the_generation_in_one_query(
 
 
 def test_the_card_of_one_in_flight_is_rendered_once_for_what_it_shows(client, member, monkeypatch):
-    from generations import views
-
     rendered = []
     real = views.render_to_string
     monkeypatch.setattr(
@@ -595,6 +600,49 @@ def test_the_card_of_one_in_flight_is_rendered_once_for_what_it_shows(client, me
     monkeypatch.setattr(views, "_when_words", lambda when: "in about 3 hours")
     fourth = client.get(url, headers={"HX-Request": "true"})
     assert b"Expected in about 3 hours." in fourth.content and len(rendered) == 3
+
+
+@pytest.mark.parametrize(
+    "minutes", [2, 59, 60, 61, 119, 1439, 1440, 1501, 10079, 10080, 40319, 40321, 60000]
+)
+def test_the_words_of_a_wait_are_timeuntils_whoever_asked_before(minutes):
+    when = timezone.now() + timedelta(minutes=minutes, seconds=30)
+    views._when_words(when - timedelta(seconds=10))  # the same whole minutes, kept
+    assert views._when_words(when) == f"in about {timeuntil(when)}"
+
+
+def test_a_polled_card_never_builds_request_headers(client, member):
+    """request.htmx reads the few headers htmx sends from META (studio_dashboard/htmx.py)."""
+    generation = make(member, "a teapot", state=State.IN_PROGRESS, progress=40)
+    client.force_login(member)
+    url = reverse("generations:detail", args=[generation.pk])
+    response = client.get(url, headers={"HX-Request": "true"})
+    assert b'value="40"' in response.content
+    assert "headers" not in response.wsgi_request.__dict__
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"HX-Request": "true", "HX-Target": "conversions", "HX-Boosted": "true"},
+        {"HX-Request": "false", "HX-Trigger": "save"},
+        {
+            "HX-Request": "true",
+            "HX-Current-URL": "http%3A%2F%2Ftestserver%2Fa%20b%2F",
+            "HX-Current-URL-URI-AutoEncoded": "true",
+            "HX-Prompt": "caf%C3%A9",
+        },
+    ],
+)
+def test_htmx_details_read_from_meta_answer_as_django_htmxs(rf, headers):
+    request = rf.get("/", headers=headers)
+    ours, theirs = HtmxDetails(request), django_htmx.middleware.HtmxDetails(request)
+    assert bool(ours) == bool(theirs) == (headers.get("HX-Request") == "true")
+    for name in ("boosted", "current_url", "current_url_abs_path", "prompt", "target", "trigger"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    if "HX-Current-URL" in headers:
+        assert ours.current_url_abs_path == "/a b/"
 
 
 def test_recent_pages_expire_and_keep_at_most_their_number(monkeypatch):
