@@ -21,7 +21,9 @@ COPIES = [
     ("three/examples/jsm/libs/draco/gltf/draco_wasm_wrapper.js", "draco/draco_wasm_wrapper.js"),
     ("three/examples/jsm/libs/basis/basis_transcoder.js", "basis/basis_transcoder.js"),
     ("three/examples/jsm/libs/basis/basis_transcoder.wasm", "basis/basis_transcoder.wasm"),
-    ("three/examples/jsm/libs/meshopt_decoder.module.js", "meshopt/meshopt_decoder.module.js"),
+    # model-viewer loads the meshopt decoder with a classic <script> tag (then decodes with
+    # the copy it bundles): three's ES-module build fails to parse there.
+    ("meshoptimizer/meshopt_decoder.cjs", "meshopt/meshopt_decoder.js"),
 ]
 
 

@@ -159,10 +159,27 @@
     var viewer = event.target;
     if (!viewer.tagName || viewer.tagName !== "MODEL-VIEWER") return;
     var bar = viewer.querySelector(".viewer-progress");
-    if (!bar) return;
+    var fill = bar && bar.querySelector(".viewer-progress-bar");
+    if (!fill) return;
     var progress = event.detail.totalProgress;
     bar.style.display = progress < 1 ? "block" : "none";
-    bar.firstElementChild.style.width = Math.round(progress * 100) + "%";
+    fill.style.width = Math.round(progress * 100) + "%";
+  }, true);
+
+  // A GLB that cannot be loaded (its file gone, the network down) says so rather than
+  // leaving an empty viewer.
+  document.addEventListener("error", function (event) {
+    var viewer = event.target;
+    if (!viewer.tagName || viewer.tagName !== "MODEL-VIEWER") return;
+    var bar = viewer.querySelector(".viewer-progress");
+    if (bar) bar.style.display = "none";
+    var next = viewer.nextElementSibling;
+    if (next && next.classList.contains("viewer-error")) return;
+    var note = document.createElement("p");
+    note.className = "viewer-error error";
+    note.setAttribute("role", "alert");
+    note.textContent = "The 3D preview could not be loaded. Reload the page to try again.";
+    viewer.insertAdjacentElement("afterend", note);
   }, true);
 
   document.addEventListener("load", function (event) {

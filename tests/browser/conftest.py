@@ -41,6 +41,9 @@ def page(browser):
             page.outside_requests.append(request.url)
 
     page.on("request", watch)
+    # Uncaught script errors (a vendored file that fails to parse, a broken handler).
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(error.message))
     yield page
     context.close()
 

@@ -134,3 +134,25 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard(
     assert page.locator("[data-testid=library-item]").count() == 1
     screenshot(page, "library")
     assert page.outside_requests == []
+    assert page.errors == []
+
+
+def test_a_model_that_cannot_be_loaded_says_so(page, live_server, settings, tmp_path, member):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    member.set_password("pw-member")
+    member.save()
+    stool = _finished(member, "a low wooden stool", (1, 0.5, 1), 50)
+    stool.assets.get().file.delete(save=False)  # gone from storage: the view answers 404
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", member.username)
+    page.fill("#id_password", "pw-member")
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/generations/{stool.pk}/")
+    note = page.wait_for_selector("model-viewer + .viewer-error", timeout=30_000)
+    assert note.get_attribute("role") == "alert"
+    assert "could not be loaded" in note.text_content()
+    assert page.locator(".viewer-error").count() == 1
+    screenshot(page, "viewer-load-failed")
+    assert page.outside_requests == [] and page.errors == []

@@ -68,3 +68,4 @@ def test_a_member_turns_a_prompt_into_a_visible_model(page, live_server, stack, 
     assert generation.state == State.FINISHED
     assert "Finished" in page.text_content("#status-card")
     assert page.outside_requests == []
+    assert page.errors == []

@@ -169,6 +169,7 @@ def test_text_on_hunyuan_rapid_with_live_cost_progress_viewer_and_downloads(
     screenshot(page, "workspace-home")
     assert page.text_content("[data-testid=month-spend]") == "55"
     assert page.outside_requests == []
+    assert page.errors == []
 
 
 def test_image_and_multiview_submissions_on_every_family(
@@ -245,6 +246,7 @@ def test_image_and_multiview_submissions_on_every_family(
     page.wait_for_timeout(300)
     screenshot(page, "workspace-detail-multiview")
     assert page.outside_requests == []
+    assert page.errors == []
 
 
 def test_upload_rejections_and_regenerate(page, live_server, stack, member, tmp_path):
@@ -301,3 +303,4 @@ def test_upload_rejections_and_regenerate(page, live_server, stack, member, tmp_
         assert width <= 392, f"{name} scrolls sideways at phone width ({width}px)"
         screenshot(page, f"workspace-phone-{name}")
     assert page.outside_requests == []
+    assert page.errors == []
