@@ -307,8 +307,8 @@ def generation_detail(request, pk):
     path reads the session, the user with their permissions and the generation in
     one query (``_detail_rider``, studio_dashboard/auth.py), whose answer is kept until
     one of those rows changes (studio_dashboard/liverows.py; the page's until a row of
-    any table it reads does), and the files only once it has finished. The card of one in flight is rendered once for everything
-    it shows (``_in_flight_card``).
+    any table it reads does), and the files only once it has finished. The card of one
+    in flight is rendered once for everything it shows (``_in_flight_card``).
     """
     if not request.htmx:
         return _detail_page(request, pk)
