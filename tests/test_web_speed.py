@@ -25,7 +25,7 @@ from reviews.models import Decision, Review, ReviewStatus, Tag
 from studio_dashboard import pagecache
 from studio_dashboard.auth import Backend
 from studio_dashboard.htmx import HtmxDetails
-from tests.conftest import make_user
+from tests.conftest import make_user, rapid_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +34,7 @@ LIBRARY = reverse("library:index")
 
 
 def make(owner, prompt="a red chair", **fields):
-    fields = {"provider": "hunyuan_rapid", "credit_estimate": 35, **fields}
-    return Generation.objects.create(owner=owner, prompt=prompt, **fields)
+    return rapid_generation(owner, prompt=prompt, **fields)
 
 
 def main(response):
