@@ -23,14 +23,13 @@ naive baseline the pipeline benchmark compares against.
 """
 
 import statistics
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-
-from studio_dashboard.pagecache import Recent
 
 HISTORY = 50  # finished generations considered per provider
 MIN_HISTORY = 5  # below this, the documented typical duration is used
@@ -49,23 +48,28 @@ def duration_profile(provider_key: str) -> Profile:
     by each process for ``LOCAL_SECONDS`` more: the polled status card asks for it on
     every request)."""
     key = f"planner:profile:{provider_key}:{settings.PLANNER_DURATION_SCALE}"
-    value = _local.get(key)
+    now = time.monotonic()
+    kept = _kept.get(key)
+    if kept is not None and kept[1] > now:
+        return kept[0]
+    value = cache.get(key)
     if value is None:
-        value = cache.get(key)
-        if value is None:
-            value = _duration_profile(provider_key)
-            cache.set(key, value, 60)
-        _local.set(key, value)
+        value = _duration_profile(provider_key)
+        cache.set(key, value, 60)
+    # One entry per provider and scale: a handful, so nothing is ever evicted. A plain
+    # dict is enough across threads: each assignment replaces one entry whole.
+    _kept[key] = (value, now + LOCAL_SECONDS)
     return value
 
 
 LOCAL_SECONDS = 10.0
-_local = Recent(size=64, ttl=LOCAL_SECONDS)
+# key -> (profile, monotonic time it expires)
+_kept = {}
 
 
 def forget_profiles():
     """Drop the profiles this process keeps (the shared cache is cleared apart)."""
-    _local.clear()
+    _kept.clear()
 
 
 def _duration_profile(provider_key: str) -> Profile:

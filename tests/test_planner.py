@@ -133,10 +133,8 @@ def test_a_queued_generation_waits_for_the_calls_ahead_of_it(member, settings, r
 def test_each_process_keeps_a_profile_for_ten_seconds_then_asks_again(member, monkeypatch):
     from django.core.cache import cache
 
-    from studio_dashboard import pagecache
-
     clock = [1000.0]
-    monkeypatch.setattr(pagecache.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(planner.time, "monotonic", lambda: clock[0])
     for seconds in [100] * 10:
         make(member, state=State.FINISHED, finished_at=NOW, observed_duration=seconds)
     assert planner.duration_profile("hunyuan_rapid").p50 == 100
