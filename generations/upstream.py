@@ -12,6 +12,12 @@ to a small set of exceptions whose *type* tells the caller what is safe to do:
 - ``Ambiguous``: the request may have been acted on (read timeout after
   sending, connection reset, 500/504, a body we cannot read). A submit that
   ends here must never be resent automatically.
+
+Every string the upstream sends (a failure reason, an error detail, a status
+word, a task id, the raw body kept for diagnosis) passes through ``Answer``
+first, which removes our API key from it: an upstream or a proxy that echoes
+the Authorization header cannot put the key on a page, in a log or in the
+database, because nothing downstream ever sees the text as received.
 """
 
 import email.utils
@@ -25,6 +31,8 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 from django.conf import settings
+
+from ops import logs
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +113,41 @@ _AVAILABLE_IN = re.compile(r"available in (\d+(?:\.\d+)?) ?sec", re.IGNORECASE)
 DEFAULT_RETRY_AFTER = 20.0
 
 
-def redact(text: str) -> str:
+def redact(text: str, extra=()) -> str:
     """Remove the API key from anything we are about to store or log."""
-    key = settings.UPSTREAM_API_KEY
-    if key and text:
-        text = text.replace(key, "[REDACTED]")
-    return text
+    return logs.redact(text, extra) if text else text
+
+
+_NOT_JSON = object()
+
+
+class Answer:
+    """An upstream answer as the rest of the dashboard may see it: the body read
+    once, the key removed from its text and from every string of its JSON.
+
+    It offers what the parsing below reads of a ``requests.Response``
+    (``status_code``, ``headers``, ``text``, ``json()``), so no code after the
+    client boundary can reach the text as received.
+    """
+
+    def __init__(self, response, secrets=()):
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.text = redact(response.text or "", secrets)
+        try:
+            self._body = logs.redact_strings(response.json(), secrets)
+        except ValueError:
+            self._body = _NOT_JSON
+
+    def json(self):
+        if self._body is _NOT_JSON:
+            raise ValueError("the answer is not JSON")
+        return self._body
 
 
 def parse_error(response) -> tuple[str, str]:
-    """(code, message) of an error answer, read as UPSTREAM_API.md says we read it."""
+    """(code, message) of an error ``Answer`` (already redacted), read as UPSTREAM_API.md
+    says we read it."""
     raw = response.text or ""
     try:
         body = response.json()
@@ -138,7 +171,7 @@ def parse_error(response) -> tuple[str, str]:
                 break
     if not message:
         message = raw.strip()[:500] or f"HTTP {response.status_code}"
-    return code, redact(message)
+    return code, message
 
 
 def parse_retry_after(response, now=None) -> float:
@@ -195,20 +228,20 @@ class UpstreamClient:
                 raise NotSent(f"Could not connect to the upstream ({url})") from exc
             raise Ambiguous(
                 f"The connection to the upstream broke after the request was sent ({url})",
-                raw=redact(text)[:1000],
+                raw=redact(text, [self._api_key])[:1000],
             ) from exc
         except requests.exceptions.Timeout as exc:
             raise Ambiguous(
                 f"The upstream did not answer within {self.timeout[1]:g} s ({url})"
             ) from exc
-        return response
+        return Answer(response, [self._api_key])
 
     def _check(self, response):
         status = response.status_code
         if 200 <= status < 300:
             return
         code, message = parse_error(response)
-        raw = redact(response.text or "")[:4000]
+        raw = response.text[:4000]
         if status == 429:
             raise RateLimited(
                 message,
@@ -236,13 +269,13 @@ class UpstreamClient:
             raise Ambiguous(
                 f"The upstream answered HTTP {response.status_code} with a body that is not JSON",
                 status=response.status_code,
-                raw=redact(response.text or "")[:4000],
+                raw=response.text[:4000],
             ) from None
         if not isinstance(body, dict):
             raise Ambiguous(
                 "The upstream answered with JSON that is not an object",
                 status=response.status_code,
-                raw=redact(response.text or "")[:4000],
+                raw=response.text[:4000],
             )
         return body
 
@@ -256,7 +289,7 @@ class UpstreamClient:
             raise Ambiguous(
                 "The upstream accepted the request but sent no task id",
                 status=response.status_code,
-                raw=redact(response.text or "")[:4000],
+                raw=response.text[:4000],
             )
         return Submitted(task_id=task_id.strip(), created_at=str(data.get("created_at", "")))
 
@@ -264,7 +297,7 @@ class UpstreamClient:
         response = self._request("GET", f"/v1/generation-request/{task_id}/status/")
         self._check(response)
         data = self._json(response)
-        raw = redact(response.text or "")[:4000]
+        raw = response.text[:4000]
         status = data.get("status")
         if not isinstance(status, str):
             raise Ambiguous("The status answer has no status", status=response.status_code, raw=raw)
@@ -310,10 +343,10 @@ class UpstreamClient:
             balance = Decimal(str(data.get("balance")))
         except (InvalidOperation, TypeError):
             raise Ambiguous(
-                "The wallet answer has no readable balance", raw=redact(response.text)[:4000]
+                "The wallet answer has no readable balance", raw=response.text[:4000]
             ) from None
         if not balance.is_finite():
-            raise Ambiguous("The wallet balance is not a number", raw=redact(response.text)[:4000])
+            raise Ambiguous("The wallet balance is not a number", raw=response.text[:4000])
         rate_limit = data.get("rate_limit")
         if not isinstance(rate_limit, int) or isinstance(rate_limit, bool) or rate_limit < 1:
             rate_limit = None

@@ -62,18 +62,35 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def _secrets():
+def _secrets(extra=()):
     values = {
         getattr(settings, "UPSTREAM_API_KEY", ""),
         getattr(settings, "STUDIO_API_KEY", ""),
+        *extra,
     }
-    return [v for v in values if v and len(v) >= _MIN_SECRET_LENGTH]
+    # Longest first: a key that contains another is replaced whole.
+    return sorted((v for v in values if v and len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
 
 
-def redact(text):
-    for secret in _secrets():
+def redact(text, extra=()):
+    """``text`` without the configured API keys (and any ``extra`` secrets)."""
+    for secret in _secrets(extra):
         text = text.replace(secret, REDACTED)
     return text
+
+
+def redact_strings(value, extra=()):
+    """A parsed JSON value with the keys removed from every string in it, keys of
+    objects included: what an upstream answer becomes before anything reads it."""
+    if isinstance(value, str):
+        return redact(value, extra)
+    if isinstance(value, list):
+        return [redact_strings(item, extra) for item in value]
+    if isinstance(value, dict):
+        return {
+            redact_strings(name, extra): redact_strings(item, extra) for name, item in value.items()
+        }
+    return value
 
 
 class RedactFilter(logging.Filter):
