@@ -81,6 +81,7 @@ class Result:
     url: str | None
     asset_type: str
     metadata: object = None
+    thumbnail: str | None = None  # the older docs' shape: a thumbnail per result item
 
 
 @dataclass
@@ -314,12 +315,17 @@ class UpstreamClient:
             url = item.get("asset") or item.get("asset_url")
             results.append(
                 Result(
-                    url=url if isinstance(url, str) and url else None,
+                    url=_text_or_none(url),
                     asset_type=str(item.get("asset_type") or "").upper(),
                     metadata=item.get("metadata"),
+                    thumbnail=_text_or_none(item.get("thumbnail")),
                 )
             )
-        thumbnail = data.get("thumbnail")
+        # One thumbnail per generation: the answer's own, else the first result's
+        # (the older shape carries it inside each item, beside `asset_url`).
+        thumbnail = _text_or_none(data.get("thumbnail")) or next(
+            (r.thumbnail for r in results if r.thumbnail), None
+        )
         failure = data.get("failure_reason")
         return Status(
             status=status,
@@ -328,7 +334,7 @@ class UpstreamClient:
             if isinstance(failure, str) and failure.strip()
             else None,
             results=results,
-            thumbnail=thumbnail if isinstance(thumbnail, str) and thumbnail else None,
+            thumbnail=thumbnail,
             raw=raw,
         )
 
@@ -357,6 +363,10 @@ class UpstreamClient:
         return self.submit(
             "/v1/tools/convert/", {"model_url": model_url, "output_format": output_format}
         )
+
+
+def _text_or_none(value):
+    return value if isinstance(value, str) and value else None
 
 
 def _looks_like_connect_failure(text: str) -> bool:

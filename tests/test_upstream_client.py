@@ -214,6 +214,30 @@ def test_status_reads_asset_and_falls_back_to_asset_url(canned, upstream):
     assert status.thumbnail == "https://s/t.png"
 
 
+def test_status_takes_the_thumbnail_inside_an_old_shape_result_item(canned, upstream):
+    canned.answer(
+        200,
+        {
+            "status": "FINISHED",
+            "results": [
+                {
+                    "asset_url": "https://s/a.glb",
+                    "asset_type": "3D_MODEL",
+                    "thumbnail": "https://s/a.png",
+                },
+                {
+                    "asset_url": "https://s/a.fbx",
+                    "asset_type": "3D_MODEL",
+                    "thumbnail": "https://s/b.png",
+                },
+            ],
+        },
+    )
+    status = upstream.status("t1")
+    assert [r.url for r in status.results] == ["https://s/a.glb", "https://s/a.fbx"]
+    assert status.thumbnail == "https://s/a.png"
+
+
 def test_status_tolerates_missing_progress_and_unknown_status(canned, upstream):
     canned.answer(200, {"status": "QUEUED_FOR_GPU"})
     status = upstream.status("t1")
