@@ -47,6 +47,12 @@ INSTALLED_APPS = [
     "credits",
     "reviews",
     "ops",
+    # The JSON API (api/): Django REST framework, its OpenAPI schema by drf-spectacular,
+    # and Swagger UI's files from drf-spectacular-sidecar (our static files, no CDN).
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -284,6 +290,41 @@ PAGE_BODY_CACHE = env_bool("PAGE_BODY_CACHE", True)
 # (studio_dashboard/liverows.py). It turns itself off where LISTEN does not hold (a
 # transaction-pooling PgBouncer); off here, every request reads them.
 LIVE_ROW_CACHE = env_bool("LIVE_ROW_CACHE", True)
+
+# --- The JSON API (api/) --------------------------------------------------------
+# A personal token's own request rate ("120/min"; DRF's throttle syntax), shared by
+# every web process through the cache. Over it: 429 with Retry-After.
+API_TOKEN_RATE = env_str("API_TOKEN_RATE", "120/min")
+# The largest JSON body (base64 images); bigger images go as multipart files.
+API_MAX_JSON_BYTES = env_int("API_MAX_JSON_BYTES", 48 * 1024 * 1024, minimum=1024)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.TokenAuthentication",
+        # The pages' own scripts; DRF enforces the CSRF token on its writes.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.CappedJSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Studio Dashboard API",
+    "DESCRIPTION": "Generate 3D models, follow them, download them; review; spend.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
 
 # --- The upstream -------------------------------------------------------------
 STUDIO_API_KEY = env_secret("STUDIO_API_KEY")

@@ -13,5 +13,6 @@ urlpatterns = [
     path("reviews/", include("reviews.urls")),
     path("library/", include("reviews.library_urls")),
     path("admin/", admin.site.urls),
+    path("", include("api.urls")),
     path("", include("ops.urls")),
 ]

@@ -1,0 +1,140 @@
+"""What the API answers, and the shapes of the request bodies for the OpenAPI schema.
+
+The bodies are only shaped here (types, which fields exist): what a value may be is
+decided by the same Django forms and catalogue as the pages (see ``requests.py``).
+"""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from generations.catalogue import MAX_PROMPT_LENGTH
+from generations.models import Asset, Generation
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Asset
+        fields = ["id", "role", "format", "bytes", "sha256", "facts", "created_at", "url"]
+
+    def get_url(self, asset) -> str:
+        path = reverse("api:asset", args=[asset.generation_id, asset.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class GenerationSerializer(serializers.ModelSerializer):
+    """One generation as the list shows it; the detail adds its place and its timing."""
+
+    owner = serializers.CharField(source="owner.get_username")
+    provider_label = serializers.CharField()
+    state_label = serializers.CharField(source="get_state_display")
+    assets = AssetSerializer(many=True)
+    url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Generation
+        fields = [
+            "id",
+            "url",
+            "page_url",
+            "owner",
+            "provider",
+            "provider_label",
+            "edition",
+            "mode",
+            "prompt",
+            "options",
+            "state",
+            "state_label",
+            "progress",
+            "credit_estimate",
+            "price_breakdown",
+            "failure_reason",
+            "attention_reason",
+            "previous_version",
+            "created_at",
+            "submitted_at",
+            "finished_at",
+            "assets",
+        ]
+
+    def _absolute(self, path):
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    def get_url(self, generation) -> str:
+        return self._absolute(reverse("api:generation", args=[generation.pk]))
+
+    def get_page_url(self, generation) -> str:
+        return self._absolute(reverse("generations:detail", args=[generation.pk]))
+
+
+class GenerationDetailSerializer(GenerationSerializer):
+    queue_position = serializers.IntegerField(allow_null=True)
+    estimated_start = serializers.DateTimeField(allow_null=True)
+    estimated_finish = serializers.DateTimeField(allow_null=True)
+    can_cancel = serializers.BooleanField()
+    cancel_note = serializers.CharField(allow_blank=True)
+
+    class Meta(GenerationSerializer.Meta):
+        fields = [
+            *GenerationSerializer.Meta.fields,
+            "queue_position",
+            "estimated_start",
+            "estimated_finish",
+            "can_cancel",
+            "cancel_note",
+        ]
+
+
+class GenerationRequestSerializer(serializers.Serializer):
+    """A new generation (or the changes of a regenerate: every field then optional).
+
+    ``images``: for image input ``{"image": "<base64>"}``; for multi-view one entry
+    per view slot (``{"front": "...", "left": "..."}``); a list is taken in slot order.
+    Multipart bodies send the same fields as form fields, each option as a field of
+    its own name, and the files as ``image`` or ``view_<slot>``.
+    """
+
+    provider = serializers.CharField()
+    mode = serializers.CharField(required=False, help_text="text, image or multiview")
+    edition = serializers.CharField(required=False, allow_blank=True)
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PROMPT_LENGTH)
+    options = serializers.DictField(required=False)
+    images = serializers.JSONField(required=False)
+
+
+class BreakdownLineSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    credits = serializers.IntegerField()
+
+
+class EstimateSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    mode = serializers.CharField()
+    edition = serializers.CharField(allow_blank=True)
+    total = serializers.IntegerField()
+    breakdown = BreakdownLineSerializer(many=True)
+    price_version = serializers.IntegerField(allow_null=True)
+    remaining = serializers.IntegerField(allow_null=True, help_text="Credits left this month")
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class DecisionRequestSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approved", "rejected", "changes_requested"])
+    comment = serializers.CharField(required=False, allow_blank=True)
+    based_on = serializers.IntegerField(
+        required=False,
+        help_text="The latest decision id you saw (0: none); refused with 409 if another came since.",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )

@@ -1,0 +1,24 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import pages, views
+
+app_name = "api"
+urlpatterns = [
+    path("api/v1/me/", views.me, name="me"),
+    path("api/v1/providers/", views.providers, name="providers"),
+    path("api/v1/estimate/", views.estimate, name="estimate"),
+    path("api/v1/generations/", views.generations, name="generations"),
+    path("api/v1/generations/<int:pk>/", views.generation, name="generation"),
+    path("api/v1/generations/<int:pk>/regenerate/", views.regenerate, name="regenerate"),
+    path("api/v1/generations/<int:pk>/assets/<int:asset_pk>/", views.asset, name="asset"),
+    path("api/v1/reviews/queue/", views.review_queue, name="review-queue"),
+    path("api/v1/reviews/<int:pk>/decide/", views.decide, name="decide"),
+    path("api/v1/spend/", views.spend_report, name="spend"),
+    path("api/v1/ledger.csv", views.ledger_export, name="ledger"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The member's own page: their personal tokens.
+    path("account/tokens/", pages.tokens, name="tokens"),
+    path("account/tokens/<int:pk>/revoke/", pages.revoke, name="token-revoke"),
+]

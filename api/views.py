@@ -1,0 +1,446 @@
+"""The JSON API, ``/api/v1/``: a thin layer over the model methods the pages call.
+
+Every write goes through the same methods as the pages (``create_queued``,
+``Generation.cancel``, ``Review.objects.record_decision``), so budgets, holds and
+the ledger behave identically; every input goes through the pages' forms.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+from credits import budgets, spend
+from credits import views as credits_views
+from credits.forms import SpendFilterForm
+from generations import planner, pricing, storage, turns
+from generations.forms import HistoryFilterForm
+from generations.models import Asset, BudgetExceeded, Generation, State
+from reviews.forms import DecisionForm, QueueFilterForm
+from reviews.models import Review, ReviewConflict, ReviewStatus, awaiting_review
+
+from . import catalogue, inputs
+from .serializers import (
+    DecisionRequestSerializer,
+    ErrorSerializer,
+    EstimateSerializer,
+    GenerationDetailSerializer,
+    GenerationRequestSerializer,
+    GenerationSerializer,
+)
+
+ADD = "generations.add_generation"
+REVIEW = "generations.review_generation"
+RESOLVE = "generations.resolve_generation"
+VIEW_SPEND = "generations.view_spend"
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="One generation per key and user: a retry with the same key returns the first.",
+)
+ERRORS = {
+    400: ErrorSerializer,
+    401: ErrorSerializer,
+    402: OpenApiResponse(ErrorSerializer, description="Over a monthly budget (it is named)"),
+    403: ErrorSerializer,
+    404: ErrorSerializer,
+    409: ErrorSerializer,
+    429: OpenApiResponse(ErrorSerializer, description="Over the token's rate; see Retry-After"),
+}
+
+
+class Pages(PageNumberPagination):
+    page_size = 24
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def _require(request, permission, message):
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(message)
+
+
+def _invalid(errors):
+    return ValidationError(errors)
+
+
+def can_act(user, generation):
+    """Only the owner, or an admin, acts on a generation (as on its page)."""
+    return generation.owner_id == user.pk or user.has_perm(RESOLVE)
+
+
+def _generations(user):
+    return (
+        Generation.objects.visible_to(user)
+        .select_related("owner")
+        .prefetch_related(Prefetch("assets", queryset=Asset.objects.order_by("id")))
+    )
+
+
+def _get_generation(request, pk, act=False):
+    """The generation if this user may see it, else 404; with ``act`` 403 unless theirs."""
+    generation = get_object_or_404(_generations(request.user), pk=pk)
+    if act and not can_act(request.user, generation):
+        raise PermissionDenied("Only the owner or an admin can do this.")
+    return generation
+
+
+def _detail(request, generation, status_code=status.HTTP_200_OK, headers=None):
+    generation.queue_position = turns.queue_position(generation)
+    generation.estimated_start = turns.estimated_start(generation)
+    generation.estimated_finish = (
+        None if generation.is_final else planner.estimated_finish(generation)
+    )
+    generation.can_cancel = generation.state == State.QUEUED and can_act(request.user, generation)
+    generation.cancel_note = _cancel_note(generation)
+    data = GenerationDetailSerializer(generation, context={"request": request}).data
+    return Response(data, status=status_code, headers=headers)
+
+
+def _cancel_note(generation):
+    if generation.state == State.QUEUED:
+        return "Not sent upstream yet: it can be canceled and its hold released."
+    if generation.state in (State.SUBMITTING, State.PENDING, State.IN_PROGRESS):
+        return "Already sent upstream, which has no cancel: it will finish and be charged."
+    return ""
+
+
+# --- who am I, the catalogue, the estimate -------------------------------------------------
+
+
+@extend_schema(
+    summary="The signed-in user, their roles and what they may still spend",
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["GET"])
+def me(request):
+    user = request.user
+    rows = budgets.usage(user)
+    return Response(
+        {
+            "username": user.get_username(),
+            "roles": sorted(user.groups.values_list("name", flat=True)),
+            "can_generate": user.has_perm(ADD),
+            "can_review": user.has_perm(REVIEW),
+            "can_view_spend": user.has_perm(VIEW_SPEND),
+            "remaining": min((row.left for row in rows), default=None),
+            "budgets": [
+                {
+                    "name": row.whose,
+                    "provider": row.budget.provider,
+                    "limit": row.budget.monthly_limit,
+                    "spent": row.spent,
+                    "left": row.left,
+                }
+                for row in rows
+            ],
+        }
+    )
+
+
+@extend_schema(
+    summary="Providers with their modes, editions, options and prices",
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["GET"])
+def providers(request):
+    return Response({"providers": catalogue.providers()})
+
+
+@extend_schema(
+    summary="What a generation would cost, and what is left of the budgets",
+    request=GenerationRequestSerializer,
+    responses={200: EstimateSerializer, **ERRORS},
+)
+@api_view(["POST"])
+def estimate(request):
+    form, errors = inputs.cost_form(request)
+    price = pricing.estimate(form.spec.key, form.mode, form.options(), form.edition)
+    return Response(
+        {
+            "provider": form.spec.key,
+            "mode": form.mode,
+            "edition": form.edition,
+            "total": price.total,
+            "breakdown": [{"label": label, "credits": amount} for label, amount in price.breakdown],
+            "price_version": price.version,
+            "remaining": budgets.remaining(request.user, form.spec.key),
+            "errors": errors,
+        }
+    )
+
+
+# --- generations ---------------------------------------------------------------------------
+
+
+@extend_schema(
+    methods=["GET"],
+    summary="Generations you may see, with the history page's filters, newest first",
+    parameters=[
+        OpenApiParameter("q", str, description="Words in the prompt"),
+        OpenApiParameter("state", str),
+        OpenApiParameter("provider", str),
+        OpenApiParameter("owner", int, description="A user id"),
+        OpenApiParameter("date_from", OpenApiTypes.DATE),
+        OpenApiParameter("date_to", OpenApiTypes.DATE),
+        OpenApiParameter("sort", str, enum=["newest", "oldest", "cost_high", "cost_low"]),
+    ],
+    responses={200: GenerationSerializer(many=True), **ERRORS},
+)
+@extend_schema(
+    methods=["POST"],
+    summary="Queue a generation (JSON with base64 images, or multipart)",
+    parameters=[IDEMPOTENCY_HEADER],
+    request={
+        "application/json": GenerationRequestSerializer,
+        "multipart/form-data": GenerationRequestSerializer,
+    },
+    responses={201: GenerationDetailSerializer, **ERRORS},
+)
+@api_view(["GET", "POST"])
+def generations(request):
+    if request.method == "POST":
+        return _create(request)
+    form = HistoryFilterForm(request.query_params)
+    if not form.is_valid():
+        raise _invalid(form.errors)
+    paginator = Pages()
+    page = paginator.paginate_queryset(form.filter(_generations(request.user)), request)
+    data = GenerationSerializer(page, many=True, context={"request": request}).data
+    return paginator.get_paginated_response(data)
+
+
+def _create(request, source=None):
+    _require(request, ADD, "Your role cannot start generations.")
+    token = inputs.form_token(request.user, request.headers.get("Idempotency-Key", ""))
+    first = Generation.objects.filter(form_token=token, owner=request.user).first()
+    if first is not None:
+        # A retry of a request that already made its generation: the same answer again.
+        return _detail(request, first, status.HTTP_201_CREATED, {"Idempotent-Replayed": "true"})
+    form = inputs.generation_form(request, token, source)
+    try:
+        generation = Generation.objects.create_queued(
+            owner=request.user,
+            provider=form.spec.key,
+            mode=form.mode,
+            edition=form.edition,
+            prompt=form.cleaned_data.get("prompt", ""),
+            options=form.options(),
+            form_token=token,
+            images=form.clean_images,
+        )
+    except BudgetExceeded as exc:
+        return _budget_refused(request, form.spec.key, exc)
+    if generation is None:  # cannot happen: the token names the user
+        raise Http404("This key was used by someone else.")
+    if source is not None and generation.previous_version_id is None:
+        Generation.objects.filter(pk=generation.pk).update(previous_version=source)
+        generation.previous_version_id = source.pk
+    generation = _get_generation(request, generation.pk)
+    return _detail(request, generation, status.HTTP_201_CREATED)
+
+
+def _budget_refused(request, provider, exc):
+    """402 naming the budget that is short (the first one the estimate does not fit)."""
+    short = sorted(budgets.usage(request.user, provider), key=lambda row: row.left)
+    budget = None
+    if short:
+        row = short[0]
+        budget = {
+            "name": row.whose,
+            "provider": row.budget.provider,
+            "limit": row.budget.monthly_limit,
+            "left": row.left,
+        }
+    body = {"detail": exc.message, "code": "budget_exceeded", "budget": budget}
+    return Response(body, status=status.HTTP_402_PAYMENT_REQUIRED)
+
+
+@extend_schema(
+    summary="One generation: state, progress, queue position, estimates, assets and facts",
+    responses={200: GenerationDetailSerializer, **ERRORS},
+)
+@api_view(["GET"])
+def generation(request, pk):
+    return _detail(request, _get_generation(request, pk))
+
+
+@extend_schema(
+    summary="Regenerate with changes: the fields sent replace the source's",
+    parameters=[IDEMPOTENCY_HEADER],
+    request=GenerationRequestSerializer,
+    responses={201: GenerationDetailSerializer, **ERRORS},
+)
+@api_view(["POST"])
+def regenerate(request, pk):
+    source = _get_generation(request, pk, act=True)
+    return _create(request, source)
+
+
+@extend_schema(
+    summary="Download a stored file of a generation",
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS},
+)
+@api_view(["GET"])
+def asset(request, pk, asset_pk):
+    generation = _get_generation(request, pk)
+    stored = get_object_or_404(Asset, pk=asset_pk, generation=generation)
+    try:
+        source, size = storage.open_stream(stored.file)
+    except FileNotFoundError:
+        raise Http404("The stored file is missing.") from None
+    extension = {"jpeg": "jpg"}.get(stored.format, stored.format)
+    name = f"generation-{generation.pk}-{stored.role}-{stored.pk}.{extension}"
+    response = FileResponse(source, as_attachment=True, filename=name)
+    response.block_size = storage.CHUNK
+    response["Content-Length"] = str(size)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --- reviewers -----------------------------------------------------------------------------
+
+
+@extend_schema(
+    summary="Finished generations awaiting review, oldest first (reviewers)",
+    parameters=[
+        OpenApiParameter("provider", str),
+        OpenApiParameter("owner", str, description="A username"),
+        OpenApiParameter("age", str, enum=["1h", "1d", "7d"]),
+    ],
+    responses={200: GenerationSerializer(many=True), **ERRORS},
+)
+@api_view(["GET"])
+def review_queue(request):
+    _require(request, REVIEW, "Only reviewers see the review queue.")
+    form = QueueFilterForm(request.query_params)
+    if not form.is_valid():
+        raise _invalid(form.errors)
+    queryset = form.filter(awaiting_review()).select_related("owner").prefetch_related("assets")
+    paginator = Pages()
+    page = paginator.paginate_queryset(queryset, request)
+    data = GenerationSerializer(page, many=True, context={"request": request}).data
+    return paginator.get_paginated_response(data)
+
+
+@extend_schema(
+    summary="Approve, reject or ask for changes (reviewers)",
+    request=DecisionRequestSerializer,
+    responses={201: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["POST"])
+def decide(request, pk):
+    _require(request, REVIEW, "Only reviewers can review generations.")
+    generation = _get_generation(request, pk)
+    data = dict(request.data.items()) if hasattr(request.data, "items") else {}
+    given = data.get("based_on")
+    data["based_on"] = 0 if given in (None, "") else given
+    form = DecisionForm(data)
+    if not form.is_valid():
+        raise _invalid(form.errors)
+    try:
+        review = Review.objects.record_decision(
+            generation,
+            request.user,
+            form.cleaned_data["decision"],
+            form.cleaned_data["comment"],
+            based_on=None if given in (None, "") else form.cleaned_data["based_on"],
+        )
+    except DjangoPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from None
+    except ReviewConflict as exc:
+        return Response(
+            {"detail": exc.message, "code": "conflict"}, status=status.HTTP_409_CONFLICT
+        )
+    except ValueError as exc:
+        raise _invalid({"non_field_errors": [str(exc)]}) from None
+    current = ReviewStatus.objects.filter(generation=generation).values_list("state", flat=True)
+    return Response(
+        {
+            "id": review.pk,
+            "generation": generation.pk,
+            "decision": review.decision,
+            "comment": review.comment,
+            "review_state": current.first(),
+        },
+        status=status.HTTP_201_CREATED,
+    )
+
+
+# --- admins --------------------------------------------------------------------------------
+
+SPEND_PARAMETERS = [
+    OpenApiParameter("start", OpenApiTypes.DATE),
+    OpenApiParameter("end", OpenApiTypes.DATE),
+    OpenApiParameter("user", int, description="A user id"),
+    OpenApiParameter("provider", str),
+]
+
+
+def _spend_filters(request):
+    form = SpendFilterForm(request.query_params or None)
+    if form.is_bound and not form.is_valid():
+        raise _invalid(form.errors)
+    return form.filters()
+
+
+def _sums(sums):
+    return {
+        "net": sums.net,
+        "charged": sums.charged,
+        "refunded": sums.refunded,
+        "held": sums.held,
+        "adjusted": sums.adjusted,
+        "generations": sums.generations,
+        "submitted": sums.submitted,
+        "failed": sums.failed,
+    }
+
+
+@extend_schema(
+    summary="Credit spend by person, provider and day (admins)",
+    parameters=SPEND_PARAMETERS,
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["GET"])
+def spend_report(request):
+    _require(request, VIEW_SPEND, "Only admins see the spend report.")
+    start, end, user, provider = _spend_filters(request)
+    report = spend.report(start, end, user=user, provider=provider)
+    return Response(
+        {
+            "start": start,
+            "end": end,
+            "total": _sums(report.total),
+            "finished": report.finished,
+            "cost_per_finished": report.cost_per_finished,
+            "people": [{"user": name, **_sums(sums)} for name, sums in report.people],
+            "providers": [
+                {"provider": key, "label": label, "edition": edition, **_sums(sums)}
+                for key, label, edition, sums in report.providers
+            ],
+            "days": [{"day": day, **_sums(sums)} for day, sums in report.days],
+        }
+    )
+
+
+@extend_schema(
+    summary="The ledger entries of a range as CSV, streamed (admins)",
+    parameters=SPEND_PARAMETERS,
+    responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS},
+)
+@api_view(["GET"])
+def ledger_export(request):
+    _require(request, VIEW_SPEND, "Only admins export the ledger.")
+    _spend_filters(request)  # a bad filter is a 400 here, not this month's rows
+    # The spend page's own export, streamed as it is; DRF has put the token's user on
+    # the request, and the view checks the same permission again.
+    return credits_views.ledger_csv(request._request)
