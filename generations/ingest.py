@@ -4,7 +4,10 @@ Result URLs are pre-signed and expire, so we copy the bytes at once. The URL
 comes from the upstream's answer, so it is untrusted: before a socket opens we
 check the scheme, the host against an allow-list, and every address the host
 resolves to (no loopback, private, link-local or reserved ranges), and we
-follow redirects by hand under the same checks. Our API key is never sent: the
+follow redirects by hand under the same checks. The only exceptions are origins
+named exactly (scheme, host and port): the configured sandbox, and those an
+admin lists in ``UPSTREAM_EXTRA_ASSET_ORIGINS`` (an http staging host, a proxy
+on a private network). Our API key is never sent: the
 storage host answers 400 to an Authorization header, and it is not theirs.
 
 Bytes stream to a temporary file under the media root, with a size cap and a
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
+DEFAULT_PORTS = {"http": 80, "https": 443}
 DOWNLOAD_DEADLINE = 600.0  # seconds for one whole file, against slow drips
 ZIP_MAX_MEMBERS = 200
 ZIP_MAX_TOTAL = 1024 * 1024 * 1024
@@ -62,11 +66,18 @@ def _resolve(host, port):
 resolver = _resolve
 
 
-def _sandbox_origin():
-    if not settings.SANDBOX_MODE:
-        return None
-    parts = urlsplit(settings.SANDBOX_URL)
-    return (parts.scheme, parts.hostname, parts.port)
+def origin(scheme, host, port):
+    """``scheme://host:port``, the port always written: how named origins are compared."""
+    return f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, 0)}"
+
+
+def _named_origins():
+    """Origins fetched as named, without the https, allow-list and address checks."""
+    named = set(settings.UPSTREAM_EXTRA_ASSET_ORIGINS)
+    if settings.SANDBOX_MODE:
+        parts = urlsplit(settings.SANDBOX_URL)
+        named.add(origin(parts.scheme, parts.hostname, parts.port))
+    return named
 
 
 def check_url(url: str) -> None:
@@ -81,8 +92,9 @@ def check_url(url: str) -> None:
         raise AssetRefused("The result URL has no host")
     if parts.username or parts.password:
         raise AssetRefused("The result URL carries credentials")
-    # The configured sandbox is ours and lives on loopback over plain http.
-    if _sandbox_origin() == (parts.scheme, host, port):
+    # The configured sandbox is ours and lives on loopback over plain http; an
+    # extra origin was named by an admin. Both match exactly, or not at all.
+    if origin(parts.scheme, host, port) in _named_origins():
         return
     if parts.scheme != "https":
         raise AssetRefused(f"Result URL refused: only https is allowed, not {parts.scheme!r}")

@@ -8,6 +8,7 @@ real secret key and allowed hosts.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -342,6 +343,22 @@ UPSTREAM_ASSET_HOSTS = env_list(
     "UPSTREAM_ASSET_HOSTS",
     ["*.3daistudio.com", "*.amazonaws.com", "*.r2.cloudflarestorage.com", "storage.googleapis.com"],
 )
+# Origins (scheme://host:port, each matched exactly, no wildcards) whose result files
+# are fetched although they are not https on the allow-list, or resolve to a private
+# address: an http staging upstream, a proxy on a private network. Empty by default;
+# every other origin is still refused before a socket opens.
+UPSTREAM_EXTRA_ASSET_ORIGINS = []
+for _origin in env_list("UPSTREAM_EXTRA_ASSET_ORIGINS"):
+    _parts = urlsplit(_origin)
+    try:
+        _port = _parts.port or {"http": 80, "https": 443}[_parts.scheme]
+    except (KeyError, ValueError):
+        _port = None
+    if not (_port and _parts.hostname) or _parts.username or _parts.path.strip("/"):
+        raise ImproperlyConfigured(
+            f"UPSTREAM_EXTRA_ASSET_ORIGINS: {_origin!r} is not http(s)://host[:port]"
+        )
+    UPSTREAM_EXTRA_ASSET_ORIGINS.append(f"{_parts.scheme}://{_parts.hostname}:{_port}")
 ASSET_MAX_BYTES = env_int("ASSET_MAX_BYTES", 300 * 1024 * 1024, minimum=1024)
 # Requests a minute the upstream allows this key; the wallet's `rate_limit`
 # replaces it once fetched, unless UPSTREAM_RATE_LIMIT_OVERRIDE is set.
