@@ -253,7 +253,7 @@ def poll_generation(generation_id, claim=None):
                 raw=status.raw,
             )
             return
-        generation.record_progress("FINISHED", 100, now + timedelta(seconds=planner.min_interval()))
+        generation.record_progress("FINISHED", 100, _finished_empty_poll_at(since, now))
         Generation.objects.filter(pk=generation.pk).update(finished_null_since=since)
         return
     generation.record_progress(
@@ -261,6 +261,21 @@ def poll_generation(generation_id, claim=None):
         status.progress or generation.progress,
         planner.next_poll_at(generation, status.progress),
     )
+
+
+def _finished_empty_poll_at(since, now):
+    """When to look again at a task that said FINISHED without a result file.
+
+    Backing off like any poll that finds nothing new: each wait as long as the
+    time already waited (2, 2, 4, 8, 16, 32 s...), so the grace period costs
+    about eight calls, not one every two seconds (60 calls: the whole shared
+    budget at 3 a minute). The last look lands just past the grace period,
+    where an answer still without a file asks a person.
+    """
+    waited = (now - since).total_seconds()
+    left = (FINISHED_WITHOUT_ASSET_GRACE - (now - since)).total_seconds()
+    wait = min(max(planner.min_interval(), waited), left + planner.min_interval())
+    return now + timedelta(seconds=wait)
 
 
 def _poll_error(generation, exc, now):
