@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
 DEFAULT_PORTS = {"http": 80, "https": 443}
-DOWNLOAD_DEADLINE = 600.0  # seconds for one whole file, against slow drips
 ZIP_MAX_MEMBERS = 200
 ZIP_MAX_TOTAL = 1024 * 1024 * 1024
 
@@ -56,6 +55,10 @@ class AssetExpired(Exception):
 
 class AssetUnavailable(Exception):
     """A transient failure fetching the file; try again later."""
+
+
+class DownloadTimedOut(AssetUnavailable):
+    """The file did not arrive within ``ASSET_DOWNLOAD_DEADLINE``: a worker was held that long."""
 
 
 def _resolve(host, port):
@@ -169,13 +172,16 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
     # One deadline for the whole file, redirects included. The read timeout only
     # bounds the wait for the next bytes, so a host that drips a few bytes at a
     # time would never trip it; every wait below is also capped by the deadline.
-    deadline = time.monotonic() + DOWNLOAD_DEADLINE
-    too_long = "The result file took too long to download"
+    deadline = time.monotonic() + settings.ASSET_DOWNLOAD_DEADLINE
+    too_long = (
+        "The result file took too long to download "
+        f"(over ASSET_DOWNLOAD_DEADLINE, {settings.ASSET_DOWNLOAD_DEADLINE:g} s)"
+    )
 
     def read_timeout():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise AssetUnavailable(too_long)
+            raise DownloadTimedOut(too_long)
         return min(settings.UPSTREAM_READ_TIMEOUT, remaining)
 
     current = url
@@ -239,7 +245,7 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             os.unlink(tmp)
             if time.monotonic() >= deadline:
-                raise AssetUnavailable(too_long) from None
+                raise DownloadTimedOut(too_long) from None
             raise AssetUnavailable(
                 f"The download of the result file broke off: {type(exc).__name__}"
             ) from None

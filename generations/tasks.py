@@ -71,6 +71,10 @@ MAX_DELIVERIES = 3
 MAX_SUBMIT_ATTEMPTS = 5
 # Consecutive failed polls before a person is asked.
 MAX_POLL_ERRORS = 8
+# Downloads that ran out of ASSET_DOWNLOAD_DEADLINE before a person is asked: each
+# held a worker for the whole deadline, so it weighs that share of MAX_POLL_ERRORS.
+MAX_DOWNLOAD_TIMEOUTS = 2
+DOWNLOAD_TIMEOUT_WEIGHT = -(-MAX_POLL_ERRORS // MAX_DOWNLOAD_TIMEOUTS)
 # How long FINISHED may come without a result URL before we ask a person.
 FINISHED_WITHOUT_ASSET_GRACE = timedelta(minutes=2)
 
@@ -346,7 +350,8 @@ def ingest_generation(generation_id, claim=None):
         generation.mark_needs_attention(f"The result was refused: {exc}")
         return
     except ingest.AssetUnavailable as exc:
-        errors = generation.poll_errors + 1
+        timed_out = isinstance(exc, ingest.DownloadTimedOut)
+        errors = generation.poll_errors + (DOWNLOAD_TIMEOUT_WEIGHT if timed_out else 1)
         if errors >= MAX_POLL_ERRORS:
             generation.mark_needs_attention(f"The result files could not be fetched: {exc}")
         else:
@@ -544,8 +549,9 @@ def refresh_wallet():
 # a submit whose outcome is unknown is never resent.
 
 # Longer than poll_conversion's hard time limit, which is longer than one download's
-# deadline (ingest.DOWNLOAD_DEADLINE, 600 s): a slow file ends by the deadline's clear
-# error, not by the task being killed, and the step is not handed out twice meanwhile.
+# deadline (settings.ASSET_DOWNLOAD_DEADLINE, at most 600 s): a slow file ends by the
+# deadline's clear error, not by the task being killed, and the step is not handed out
+# twice meanwhile.
 CONVERSION_POLL_LEASE = timedelta(seconds=760)
 
 

@@ -360,6 +360,11 @@ for _origin in env_list("UPSTREAM_EXTRA_ASSET_ORIGINS"):
         )
     UPSTREAM_EXTRA_ASSET_ORIGINS.append(f"{_parts.scheme}://{_parts.hostname}:{_port}")
 ASSET_MAX_BYTES = env_int("ASSET_MAX_BYTES", 300 * 1024 * 1024, minimum=1024)
+# Seconds one result file may take to download, however slowly it drips. At most
+# 600: the time limits of the tasks that download are built around that.
+ASSET_DOWNLOAD_DEADLINE = env_float("ASSET_DOWNLOAD_DEADLINE", 600.0, minimum=1.0)
+if ASSET_DOWNLOAD_DEADLINE > 600:
+    raise ImproperlyConfigured("ASSET_DOWNLOAD_DEADLINE must be at most 600 seconds")
 # Requests a minute the upstream allows this key; the wallet's `rate_limit`
 # replaces it once fetched, unless UPSTREAM_RATE_LIMIT_OVERRIDE is set.
 UPSTREAM_RATE_LIMIT = env_int("UPSTREAM_RATE_LIMIT", 3, minimum=1)
