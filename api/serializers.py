@@ -77,7 +77,9 @@ class GenerationDetailSerializer(GenerationSerializer):
     estimated_start = serializers.DateTimeField(allow_null=True)
     estimated_finish = serializers.DateTimeField(allow_null=True)
     can_cancel = serializers.BooleanField()
-    cancel_note = serializers.CharField(allow_blank=True)
+    cancel_note = serializers.CharField(
+        allow_blank=True, help_text="Why it can no longer be canceled; empty while it can."
+    )
 
     class Meta(GenerationSerializer.Meta):
         fields = [

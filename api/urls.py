@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/generations/", views.generations, name="generations"),
     path("api/v1/generations/<int:pk>/", views.generation, name="generation"),
     path("api/v1/generations/<int:pk>/regenerate/", views.regenerate, name="regenerate"),
+    path("api/v1/generations/<int:pk>/cancel/", views.cancel, name="cancel"),
     path("api/v1/generations/<int:pk>/assets/<int:asset_pk>/", views.asset, name="asset"),
     path("api/v1/reviews/queue/", views.review_queue, name="review-queue"),
     path("api/v1/reviews/<int:pk>/decide/", views.decide, name="decide"),

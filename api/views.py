@@ -22,7 +22,7 @@ from credits import views as credits_views
 from credits.forms import SpendFilterForm
 from generations import planner, pricing, storage, turns
 from generations.forms import HistoryFilterForm
-from generations.models import Asset, BudgetExceeded, Generation, State
+from generations.models import Asset, BudgetExceeded, CancelRefused, Generation, State
 from reviews.forms import DecisionForm, QueueFilterForm
 from reviews.models import Review, ReviewConflict, ReviewStatus, awaiting_review
 
@@ -100,17 +100,9 @@ def _detail(request, generation, status_code=status.HTTP_200_OK, headers=None):
         None if generation.is_final else planner.estimated_finish(generation)
     )
     generation.can_cancel = generation.state == State.QUEUED and can_act(request.user, generation)
-    generation.cancel_note = _cancel_note(generation)
+    generation.cancel_note = generation.cancel_refusal
     data = GenerationDetailSerializer(generation, context={"request": request}).data
     return Response(data, status=status_code, headers=headers)
-
-
-def _cancel_note(generation):
-    if generation.state == State.QUEUED:
-        return "Not sent upstream yet: it can be canceled and its hold released."
-    if generation.state in (State.SUBMITTING, State.PENDING, State.IN_PROGRESS):
-        return "Already sent upstream, which has no cancel: it will finish and be charged."
-    return ""
 
 
 # --- who am I, the catalogue, the estimate -------------------------------------------------
@@ -283,6 +275,23 @@ def generation(request, pk):
 def regenerate(request, pk):
     source = _get_generation(request, pk, act=True)
     return _create(request, source)
+
+
+@extend_schema(
+    summary="Cancel a generation not yet sent upstream; its hold is released",
+    request=None,
+    responses={200: GenerationDetailSerializer, **ERRORS},
+)
+@api_view(["POST"])
+def cancel(request, pk):
+    """The owner or an admin; 409 once it was sent (the upstream has no cancel)."""
+    generation = _get_generation(request, pk, act=True)
+    try:
+        generation.cancel(by=request.user)
+    except CancelRefused as exc:
+        body = {"detail": exc.message, "code": "too_late", "state": generation.state}
+        return Response(body, status=status.HTTP_409_CONFLICT)
+    return _detail(request, _get_generation(request, pk))
 
 
 @extend_schema(

@@ -30,6 +30,14 @@ class IllegalTransition(Exception):
     """A state change was asked of a generation that is not in a state allowing it."""
 
 
+class CancelRefused(IllegalTransition):
+    """A cancel came too late; ``message`` says why in words a member understands."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
 class State(models.TextChoices):
     QUEUED = "queued", "Queued"
     SUBMITTING = "submitting", "Submitting"
@@ -607,13 +615,38 @@ class Generation(models.Model):
             submit_attempts=0,
         )
 
-    def cancel(self):
-        """QUEUED -> CANCELED before anything was sent; the hold is released."""
-        with transaction.atomic():
-            self._transition(
-                [State.QUEUED], State.CANCELED, finished_at=timezone.now(), due_at=None, claim=""
+    @property
+    def cancel_refusal(self):
+        """Why this generation can no longer be canceled, in words; "" while it can."""
+        if self.state == State.QUEUED:
+            return ""
+        if self.state == State.SUBMITTING:
+            return "It is being sent upstream right now, and the upstream has no cancel."
+        if self.state in (*POLLING_STATES, State.INGESTING, State.NEEDS_ATTENTION):
+            return (
+                "It was already sent upstream, which has no cancel: "
+                "it will finish and its credits are charged."
             )
-            self._release_hold("canceled before submit")
+        return f"It is {self.get_state_display().lower()} already."
+
+    def cancel(self, by=None):
+        """QUEUED -> CANCELED before anything was sent: it leaves the queue (the submit's
+        claim is a conditional UPDATE on QUEUED, so of a cancel and a submit only one
+        wins) and its hold is released in the ledger. ``CancelRefused`` says why not."""
+        with transaction.atomic():
+            try:
+                self._transition(
+                    [State.QUEUED],
+                    State.CANCELED,
+                    finished_at=timezone.now(),
+                    due_at=None,
+                    claim="",
+                )
+            except IllegalTransition:
+                self.refresh_from_db(fields=["state"])
+                raise CancelRefused(self.cancel_refusal) from None
+            who = f" by {by.get_username()}" if by is not None else ""
+            self._release_hold(f"canceled before submit{who}")
 
 
 class ReferenceImage(models.Model):

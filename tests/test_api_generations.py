@@ -281,7 +281,7 @@ def test_the_schema_and_docs_are_served_from_our_own_files(api):
     schema = api.get("/api/v1/schema/", {"format": "json"})
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert "/api/v1/generations/" in paths and "/api/v1/generations/{id}/regenerate/" in paths
+    assert "/api/v1/generations/" in paths and "/api/v1/generations/{id}/cancel/" in paths
     docs = api.get("/api/v1/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in docs
     assert "cdn" not in docs.lower() and "https://" not in docs
