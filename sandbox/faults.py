@@ -33,6 +33,27 @@ Keys:
   asset_ttl_seconds       lifetime of pre-signed URLs (default 24 h, or --asset-ttl)
   durations               {"hunyuan_pro": 300, "pending": 2, ...} seconds before time scale
   quirks                  {"null_asset_rate": 0.15, ...} overrides single quirk rates
+  echo_authorization      true, or a list of "failure_reason", "detail", "status": a proxy
+                          that echoes the key. The incoming request's Authorization header
+                          value is copied verbatim into upstream free text:
+                            failure_reason  a task's failure_reason (when it has one)
+                            detail          the message of every 4xx/5xx answer: JSON
+                                            bodies get it in `detail` (appended) and in a
+                                            `message` key; HTML and S3-style XML bodies in
+                                            their text
+                            status          the status word itself, which then is no known
+                                            word: "<STATUS>: <header value>"
+                          true means ["failure_reason", "detail"]. A request without the
+                          header has nothing to echo.
+  old_status_shape        true: FINISHED answers use the older docs' result shape: each item
+                          is {"asset_url": <url>, "asset_type": ..., "thumbnail": <url>,
+                          "metadata": ...} (no `asset` key); the thumbnail is a 256 px PNG
+                          of that result, downloadable like the result (same signing and
+                          expiry). An item without a file has asset_url and thumbnail null.
+
+Every fault that concerns tasks or files reaches every endpoint (3D generation, images,
+texturing, remeshing, tools, the miniature flow): failed and refunded, FINISHED without
+asset, null-asset polls, expired URLs, slow, truncated, corrupt and oversized files.
 
 Task-level choices (FAILED or not, null-asset polls, durations) are fixed when the task
 is submitted; transport and asset faults apply to each request as it arrives.
@@ -57,6 +78,12 @@ QUIRK_DEFAULTS = {
 QUIRKS_OFF = dict(dict.fromkeys(QUIRK_DEFAULTS, 0.0), tripo_transparent_png=1.0)
 
 PROVIDERS = ("hunyuan_pro", "hunyuan_rapid", "trellis2", "tripo", "tripo_p1", "convert")
+PROVIDERS += ("gemini_3_pro", "gemini_31_flash", "gemini_25_flash", "seedream")
+PROVIDERS += ("tencent_texture_edit", "tripo_texture")
+PROVIDERS += ("tencent_topology", "tripo_convert_model", "tripo_segmentation")
+PROVIDERS += ("render", "repair", "optimize", "bake_texture", "calculate_volume")
+PROVIDERS += ("remove_bg", "image_enhance", "miniature")
+ECHO_FIELDS = ("failure_reason", "detail", "status")
 MALFORMED_SUBMIT = ("truncated_json", "html_200", "missing_task_id")
 MALFORMED_STATUS = ("truncated_json", "html_200", "unknown_status", "empty_results")
 RETRY_AFTER_MODES = ("seconds", "http_date", "none", "text_only")
@@ -73,10 +100,10 @@ _NUMBERS = {
     "asset_drip_kbps",
 }
 _COUNTS = {"submit_5xx_next", "status_5xx_next", "force_429_next", "null_asset_polls"}
-_FLAGS = {"corrupt_asset", "truncated_asset"}
+_FLAGS = {"corrupt_asset", "truncated_asset", "old_status_shape"}
 KNOWN = _NUMBERS | _COUNTS | _FLAGS
 KNOWN |= {"drop_after_receive", "malformed", "asset_host", "retry_after_mode", "durations"}
-KNOWN |= {"quirks"}
+KNOWN |= {"quirks", "echo_authorization"}
 
 
 class BadPlan(ValueError):
@@ -131,6 +158,10 @@ def check(plan):
         raise BadPlan(f"retry_after_mode must be one of {', '.join(RETRY_AFTER_MODES)}")
     if plan.get("asset_host") is not None and not isinstance(plan["asset_host"], str):
         raise BadPlan("asset_host must be a base URL string")
+    echo = plan.get("echo_authorization")
+    if not (echo is None or isinstance(echo, bool)):
+        if not isinstance(echo, list) or any(f not in ECHO_FIELDS for f in echo):
+            raise BadPlan(f"echo_authorization must be true or a list of {', '.join(ECHO_FIELDS)}")
     durations = plan.get("durations") or {}
     if not isinstance(durations, dict):
         raise BadPlan("durations must be an object")
@@ -160,3 +191,11 @@ def malformed_for(plan, target):
 
 def drops(plan, target):
     return plan.get("drop_after_receive") in (target, "all")
+
+
+def echo_fields(plan):
+    """Where `echo_authorization` puts the Authorization header: a set of ECHO_FIELDS."""
+    echo = plan.get("echo_authorization")
+    if echo is True:
+        return {"failure_reason", "detail"}
+    return set(echo) if isinstance(echo, list) else set()

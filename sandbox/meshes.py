@@ -41,6 +41,7 @@ __all__ = [
     "obj_zip_bytes",
     "fbx_bytes",
     "thumbnail_png",
+    "render_image",
 ]
 
 DEFAULT_FACES = 20_000
@@ -2443,10 +2444,24 @@ def _splat(xy: np.ndarray, z: np.ndarray, canvas: int):
 
 
 def thumbnail_png(scene: trimesh.Scene, size: int = 256) -> bytes:
-    """A 3/4 view drawn back to front with Pillow, flat-shaded under one key light.
+    """A 3/4 view drawn with Pillow, flat-shaded under one key light (see render_image)."""
+    return _png(render_image(scene, size))
+
+
+def render_image(
+    scene: trimesh.Scene,
+    size: int = 256,
+    *,
+    yaw: float = -35.0,
+    pitch: float = 25.0,
+    transparent: bool = False,
+    shadow: bool = True,
+) -> Image.Image:
+    """A view from `yaw` degrees around and `pitch` degrees above, z-buffered in software.
 
     Each face takes the material colour times the texel under its centroid, so a
-    textured model shows its texture's tint and variation.
+    textured model shows its texture's tint and variation. With `transparent` the
+    background (not the ground shadow) has alpha 0.
     """
     tris, colors = [], []
     for _, mesh in _world_meshes(scene):
@@ -2466,10 +2481,10 @@ def thumbnail_png(scene: trimesh.Scene, size: int = 256) -> bytes:
     grad = np.linspace(238, 196, canvas)[:, None, None] * np.ones((1, canvas, 3))
     img = Image.fromarray(grad.astype(np.uint8))
     if not tris:
-        return _png(img.resize((size, size), Image.Resampling.LANCZOS))
+        return img.resize((size, size), Image.Resampling.LANCZOS)
     tri = np.concatenate(tris)
     col = np.concatenate(colors)
-    view = _rot((25, 0, 0)) @ _rot((0, -35, 0))
+    view = _rot((pitch, 0, 0)) @ _rot((0, yaw, 0))
     p = tri @ view.T
     lo, hi = p.reshape(-1, 3).min(axis=0), p.reshape(-1, 3).max(axis=0)
     extent = max(hi[0] - lo[0], hi[1] - lo[1], 1e-9)
@@ -2487,12 +2502,13 @@ def thumbnail_png(scene: trimesh.Scene, size: int = 256) -> bytes:
     xy[..., 0] = canvas / 2 + (p[..., 0] - centre[0]) * fit
     xy[..., 1] = canvas / 2 - (p[..., 1] - centre[1]) * fit
     draw = ImageDraw.Draw(img)
+    alpha = Image.new("L", img.size, 0)
     # ground shadow under the object
     base_y = canvas / 2 - (lo[1] - centre[1]) * fit
-    draw.ellipse(
-        [canvas * 0.2, base_y - canvas * 0.04, canvas * 0.8, base_y + canvas * 0.04],
-        fill=(178, 178, 182),
-    )
+    ground = [canvas * 0.2, base_y - canvas * 0.04, canvas * 0.8, base_y + canvas * 0.04]
+    if shadow:
+        draw.ellipse(ground, fill=(178, 178, 182))
+        ImageDraw.Draw(alpha).ellipse(ground, fill=110)
     # z-buffer by splatting: sample every triangle densely (< 1 px apart), keep the
     # nearest sample per pixel. Painter's sorting of whole triangles mis-orders large faces.
     frame = np.asarray(img).reshape(-1, 3).copy()
@@ -2501,4 +2517,8 @@ def thumbnail_png(scene: trimesh.Scene, size: int = 256) -> bytes:
     first = order[np.unique(pix[order], return_index=True)[1]]
     frame[pix[first]] = col[face[first]]
     img = Image.fromarray(frame.reshape(canvas, canvas, 3))
-    return _png(img.resize((size, size), Image.Resampling.LANCZOS))
+    if transparent:
+        covered = np.asarray(alpha).reshape(-1).copy()
+        covered[pix[first]] = 255
+        img.putalpha(Image.fromarray(covered.reshape(canvas, canvas)))
+    return img.resize((size, size), Image.Resampling.LANCZOS)

@@ -18,6 +18,7 @@ import json
 import math
 import random
 import re
+import secrets
 import sys
 import threading
 import time
@@ -30,12 +31,13 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sandbox import assets, contract
+from sandbox import assets, contract, fields
 from sandbox import faults as plans
 from sandbox.store import Store
 
 DEFAULT_ASSET_TTL = 24 * 3600
 MAX_BODY = 50 * 1024 * 1024  # four 6 MB images in base64 fit with room to spare
+UPLOAD_SLACK = 1024 * 1024  # multipart headers and the other fields beside a 200 MB file
 CHUNK = 64 * 1024
 
 FAILURE_REASONS = (
@@ -124,7 +126,27 @@ def typical_duration(provider, options, rng):
         return base * (0.8 + 0.4 * jitter) + (30 if cold_start < 0.15 else 0)
     if provider in ("tripo", "tripo_p1"):
         return 80 + 40 * jitter
-    return 10 + 10 * jitter  # convert
+    if provider == "gemini_3_pro":
+        return 40 + 50 * jitter  # "40-90 s each": the images of one request come together
+    # Reading: the rest is "unknown" upstream; plausible ranges, overridable per provider.
+    low, spread = UNKNOWN_DURATIONS.get(provider, (10, 10))
+    return low + spread * jitter
+
+
+UNKNOWN_DURATIONS = {
+    # provider: (seconds at least, plus up to)
+    "gemini_31_flash": (15, 20),
+    "gemini_25_flash": (10, 15),
+    "seedream": (15, 20),
+    "tencent_texture_edit": (90, 90),
+    "tripo_texture": (60, 60),
+    "tencent_topology": (60, 60),
+    "tripo_convert_model": (20, 20),
+    "tripo_segmentation": (60, 60),
+    "miniature": (180, 180),
+    # convert, render, repair, optimize, bake_texture, calculate_volume, remove_bg and
+    # image_enhance: 10-20 s
+}
 
 
 class SandboxServer:
@@ -249,14 +271,18 @@ class SandboxServer:
         log_id = self.store.log_start(now, method, path, redact(key), key_hash, kind)
         status, note, logged = 500, None, False
         try:
-            body = self.read_body(req)
+            limit = MAX_BODY
+            if kind == "submit" and path in contract.UPLOAD_FIELDS:
+                limit = contract.UPLOAD_MAX_BYTES + UPLOAD_SLACK
+            body = self.read_body(req, limit)
             if body is None:
-                reply = json_reply(413, {"detail": "Request body too large."})
+                reply = self.too_large(path, limit)
                 req.close_connection = True
             elif kind == "download":
                 reply = self.download(req, method, path, parts.query)
             else:
                 reply = self.api(req, method, path, kind, key, key_hash, log_id, body)
+            reply = self.echo_into_error(reply, req.headers.get("Authorization"))
             status, note = (None if reply.drop else reply.status), reply.note
             # Log the answer before sending it: a client that reads the log right after
             # the response must find the status there (the finally below is for errors).
@@ -297,14 +323,22 @@ class SandboxServer:
             return "wallet"
         return "other"
 
-    def read_body(self, req):
+    def read_body(self, req, limit=MAX_BODY):
         try:
             length = int(req.headers.get("Content-Length") or 0)
         except ValueError:
-            length = MAX_BODY + 1  # refuse what we cannot measure
-        if length > MAX_BODY or length < 0:
+            length = limit + 1  # refuse what we cannot measure
+        if length > limit or length < 0:
             return None
         return req.rfile.read(length) if length else b""
+
+    def too_large(self, path, limit):
+        field_name = contract.UPLOAD_FIELDS.get(path)
+        if field_name is None or limit == MAX_BODY:
+            return json_reply(413, {"detail": "Request body too large."})
+        # Refused before reading: the upload is over the 200 MB the sandbox takes.
+        detail = f"{field_name}: The file is larger than {contract.UPLOAD_MAX_BYTES} bytes."
+        return json_reply(400, {"detail": detail, "code": "validation_failed"})
 
     def send(self, req, reply):
         if reply.drop:
@@ -361,7 +395,7 @@ class SandboxServer:
         if kind == "submit":
             return self.submit(req, path, body)
         task_id = contract.STATUS_PATH.fullmatch(path).group(1)
-        return self.status(task_id, self.own_base(req))
+        return self.status(task_id, self.own_base(req), req.headers.get("Authorization"))
 
     def own_base(self, req):
         """Base URL of our storage as the client reached us (the Host header), so asset URLs
@@ -432,20 +466,13 @@ class SandboxServer:
         failure = self.gateway_error("submit")
         if failure:
             return failure
-        content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if raw and content_type != "application/json":
-            return json_reply(
-                415, {"detail": f'Unsupported media type "{content_type}" in request.'}
-            )
         try:
-            body = json.loads(raw) if raw else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return json_reply(
-                400, {"detail": f"JSON parse error - {exc}", "code": "validation_failed"}
-            )
-        if not isinstance(body, dict):
-            detail = f"Invalid data. Expected a dictionary, but got {type(body).__name__}."
-            return json_reply(400, {"detail": detail, "code": "validation_failed"})
+            body = fields.parse_body(req.headers.get("Content-Type"), raw)
+        except fields.UnsupportedMediaType as exc:
+            return json_reply(415, {"detail": f'Unsupported media type "{exc}" in request.'})
+        except fields.ValidationFailed as exc:
+            # A body that does not parse: DRF's message alone, no field to name.
+            return json_reply(400, {"detail": exc.message, "code": "validation_failed"})
         plan = self.plan
         try:
             job = contract.SUBMIT_ROUTES[path](body, self.quirk_rates(plan))
@@ -522,8 +549,13 @@ class SandboxServer:
         task_dir.mkdir(parents=True, exist_ok=True)
         for index, image in enumerate(job.images):
             (task_dir / f"input-{index}.bin").write_bytes(image)
+        for name, data in job.files.items():
+            (task_dir / name).write_bytes(data)
+        for result in job.results:
+            result.name = f"{result.stem}_{self.asset_number()}"
         stored = asdict(job)
         stored.pop("images")
+        stored.pop("files")
         stored["run_seconds"] = run
         self.store.insert_task(
             {
@@ -545,6 +577,13 @@ class SandboxServer:
         )
         return task_id, now
 
+    def asset_number(self):
+        """A number no other result file of this state has: names are unique per asset, like
+        the upstream's, so clients that name downloads after the URL never overwrite one.
+        The base is random per state file; the counter survives resets."""
+        base = self.store.setdefault("asset_base", 1_000_000_000 + secrets.randbelow(10**9))
+        return base + self.store.next_counter("asset_seq")
+
     def malformed_reply(self, kind, answer):
         if kind == "truncated_json":
             text = json.dumps(answer).encode()
@@ -560,7 +599,7 @@ class SandboxServer:
             200, dict(answer, status="FINISHED", progress=100, failure_reason=None, results=[])
         )
 
-    def status(self, task_id, base):
+    def status(self, task_id, base, auth=None):
         failure = self.gateway_error("status")
         if failure:
             return failure
@@ -577,7 +616,7 @@ class SandboxServer:
             return json_reply(
                 404, {"detail": "No PublicAPIGenerationRequest matches the given query."}
             )
-        answer = self.describe(task, time.time(), base)
+        answer = self.describe(task, time.time(), base, auth)
         malformed = plans.malformed_for(plan, "status")
         if malformed:
             reply = self.malformed_reply(malformed, answer)
@@ -585,7 +624,7 @@ class SandboxServer:
             return reply
         return json_reply(200, answer)
 
-    def describe(self, task, now, base):
+    def describe(self, task, now, base, auth=None):
         """The status answer of a task at `now`, from its stored timestamps."""
         job = json.loads(task["job"])
         started, finishes = task["started_at"], task["finishes_at"]
@@ -616,24 +655,84 @@ class SandboxServer:
             results = job["results"]
             if task["outcome"] == "finished_no_asset":
                 answer["failure_reason"] = task["failure_reason"]
-                answer["results"] = [
-                    {"asset": None, "asset_type": results[0]["asset_type"], "metadata": None}
-                ]
-            elif must_hide_asset:
-                answer["results"] = [
-                    {"asset": None, "asset_type": r["asset_type"], "metadata": None}
-                    for r in results
-                ]
-            else:
-                answer["results"] = [
-                    {
-                        "asset": self.asset_url(task, r, finishes, base),
-                        "asset_type": r["asset_type"],
-                        "metadata": None,
-                    }
-                    for r in results
-                ]
+                results = results[:1]
+            hide = must_hide_asset or task["outcome"] == "finished_no_asset"
+            old_shape = bool(self.plan.get("old_status_shape"))
+            answer["results"] = [
+                self.result_item(task, job, r, base, hide=hide, old_shape=old_shape)
+                for r in results
+            ]
+        return self.echo_into_status(answer, auth)
+
+    def result_item(self, task, job, result, base, *, hide, old_shape):
+        """One entry of `results`. A METADATA result has no file: its facts are in
+        `metadata`. The old shape (`old_status_shape`) names the URL `asset_url` and adds a
+        downloadable `thumbnail` URL inside the item."""
+        url = metadata = None
+        if hide:
+            pass
+        elif result["asset_type"] == "METADATA":
+            metadata = self.metadata(task, job, result)
+        else:
+            url = self.asset_url(task, result, base)
+        if not old_shape:
+            return {"asset": url, "asset_type": result["asset_type"], "metadata": metadata}
+        thumbnail = None if url is None else self.asset_url(task, result, base, thumbnail=True)
+        return {
+            "asset_url": url,
+            "asset_type": result["asset_type"],
+            "thumbnail": thumbnail,
+            "metadata": metadata,
+        }
+
+    def metadata(self, task, job, result):
+        self.build(task, job)
+        name = f"{result['name']}.{result['ext']}"
+        return json.loads((self.task_dir(task["task_id"]) / name).read_text())
+
+    def build(self, task, job):
+        assets.ensure_files(
+            self.task_dir(task["task_id"]), task["task_id"], job, task["seed"], self.load_source
+        )
+
+    # --- echo_authorization --------------------------------------------------------------
+
+    def echo_fields(self, auth):
+        """The free-text places `echo_authorization` copies the Authorization header into."""
+        if auth is None:
+            return set()
+        return plans.echo_fields(self.plan)
+
+    def echo_into_status(self, answer, auth):
+        echo = self.echo_fields(auth)
+        if "failure_reason" in echo and answer.get("failure_reason"):
+            answer["failure_reason"] = f"{answer['failure_reason']} (via proxy, {auth})"
+        if "status" in echo:
+            answer["status"] = f"{answer['status']}: {auth}"
         return answer
+
+    def echo_into_error(self, reply, auth):
+        """An error answer (4xx/5xx) whose message carries the Authorization header."""
+        if reply.drop or reply.status < 400 or "detail" not in self.echo_fields(auth):
+            return reply
+        text = f"Request with Authorization {auth} failed."
+        if reply.content_type.startswith("application/json"):
+            try:
+                data = json.loads(reply.body)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                data["detail"] = f"{data.get('detail', '')} {text}".strip()
+                data["message"] = text
+                reply.body = json.dumps(data).encode()
+                return reply
+        if reply.content_type.startswith("application/xml"):
+            reply.body = reply.body.replace(b"</Message>", f" {text}</Message>".encode())
+        elif b"</body>" in reply.body:
+            reply.body = reply.body.replace(b"</body>", f"<p>{text}</p></body>".encode())
+        else:
+            reply.body += f"\n{text}".encode()
+        return reply
 
     def prebuild(self, task, job):
         if task["outcome"] != "ok" or task["task_id"] in self._queued_builds:
@@ -645,22 +744,20 @@ class SandboxServer:
         if self.stopping.is_set():
             return
         try:
-            assets.ensure_files(
-                self.task_dir(task["task_id"]), task["task_id"], job, task["seed"], self.load_source
-            )
+            self.build(task, job)
         except Exception:
             # A download builds again and reports the error where someone is looking.
             traceback.print_exc(file=sys.stderr)
 
-    def asset_url(self, task, result, finished_at, base):
+    def asset_url(self, task, result, base, *, thumbnail=False):
         plan = self.plan
         ttl = plan.get("asset_ttl_seconds")
         ttl = self.asset_ttl if ttl is None else ttl
         # Signed once for the moment the task finished: a URL read a day later is expired,
         # like the upstream's ("download at once").
-        expires = int(finished_at + ttl)
+        expires = int(task["finishes_at"] + ttl)
         base = (plan.get("asset_host") or base).rstrip("/")
-        filename = f"{result['name']}.{result['ext']}"
+        filename = assets.thumbnail_name(result) if thumbnail else assets.file_name(result)
         return assets.signed_url(base, self.secret, task["task_id"], filename, expires)
 
     # --- storage -------------------------------------------------------------------------
@@ -694,11 +791,11 @@ class SandboxServer:
             return s3_error(403, "AccessDenied", "Request has expired")
         task = self.store.task(task_id)
         job = json.loads(task["job"]) if task else None
-        names = [f"{r['name']}.{r['ext']}" for r in job["results"]] if job else []
-        if filename not in names or task["outcome"] != "ok":
+        files = assets.served_files(job) if job else {}
+        if filename not in files or task["outcome"] != "ok":
             return s3_error(404, "NoSuchKey", "The specified key does not exist.")
-        assets.ensure_files(self.task_dir(task_id), task_id, job, task["seed"], self.load_source)
-        data = (self.task_dir(task_id) / filename).read_bytes()
+        self.build(task, job)
+        data = assets.read_served(self.task_dir(task_id), filename, files[filename])
         return self.asset_reply(task, filename, data)
 
     def asset_reply(self, task, filename, data):
@@ -769,13 +866,7 @@ class SandboxServer:
         if task is not None and task["outcome"] == "ok":
             job = json.loads(task["job"])
             try:
-                assets.ensure_files(
-                    self.task_dir(task["task_id"]),
-                    task["task_id"],
-                    job,
-                    task["seed"],
-                    self.load_source,
-                )
+                self.build(task, job)
                 data = (self.task_dir(task["task_id"]) / pieces[3]).read_bytes()
                 scene = assets.load_model_bytes(data, ext)
             except (OSError, ValueError):

@@ -78,7 +78,7 @@ def test_finished_with_a_null_asset_for_a_few_polls_then_the_url(make_sandbox):
         assert answer["status"] == "FINISHED"
         assert answer["failure_reason"] is None
         assert [r["asset"] for r in answer["results"]] == [None, None]
-        assert [r["asset_type"] for r in answer["results"]] == ["3D_MODEL", "ARCHIVE"]
+        assert [r["asset_type"] for r in answer["results"]] == ["ARCHIVE", "3D_MODEL"]
     assert all(r["asset"].startswith(sandbox.url) for r in answers[2]["results"])
 
 
@@ -118,7 +118,8 @@ def test_quirks_off_means_every_task_succeeds_at_once(make_sandbox):
 # --- storage -------------------------------------------------------------------------------
 
 
-def finished_url(sandbox, body=None, index=0):
+def finished_url(sandbox, body=None, index=1):
+    """The URL of a finished Hunyuan Pro task's result: by default the GLB (the ZIP is first)."""
     task_id = sandbox.submit(PRO, body or {"model": "3.0", "prompt": "a"})
     time.sleep(0.02)
     answer = sandbox.status(task_id).json()
@@ -154,7 +155,9 @@ def test_a_tampered_signature_or_path_is_403(make_sandbox):
     sandbox = make_sandbox(faults=quick())
     url = finished_url(sandbox)
     assert sandbox.download(url[:-3] + "000").status_code == 403
-    assert sandbox.download(url.replace("model.glb", "model.zip")).status_code == 403
+    path = urllib.parse.urlsplit(url).path
+    assert path.endswith(".glb")
+    assert sandbox.download(url.replace(path, path[:-4] + ".zip")).status_code == 403
     assert sandbox.download(url.split("?")[0]).status_code == 403
 
 

@@ -131,19 +131,20 @@ def test_hunyuan_pro_gives_a_glb_and_a_zip(sandbox, tmp_path):
     assert answer["status"] == "FINISHED"
     assert answer["failure_reason"] is None
     kinds = [(r["asset_type"], extension(r["asset"]), r["metadata"]) for r in answer["results"]]
-    assert kinds == [("3D_MODEL", "glb", None), ("ARCHIVE", "zip", None)]
-    glb = sandbox.download(answer["results"][0]["asset"])
+    # The observed order: the ZIP first, then the GLB.
+    assert kinds == [("ARCHIVE", "zip", None), ("3D_MODEL", "glb", None)]
+    glb = sandbox.download(answer["results"][1]["asset"])
     assert glb.status_code == 200
     assert glb.headers["Content-Length"] == str(len(glb.content))
     load_glb(glb.content)
-    load_obj_zip(sandbox.download(answer["results"][1]["asset"]).content, tmp_path)
+    load_obj_zip(sandbox.download(answer["results"][0]["asset"]).content, tmp_path)
 
 
 def test_hunyuan_pro_multi_view_and_image_give_models_too(sandbox):
     views = [{"view_type": v, "view_image": JPEG} for v in ("front", "back")]
     for body in ({"model": "3.1", "multi_view_images": views}, {"model": "3.0", "image": JPEG}):
         answer = sandbox.wait(sandbox.submit(PRO, body))
-        load_glb(sandbox.download(answer["results"][0]["asset"]).content)
+        load_glb(sandbox.download(answer["results"][1]["asset"]).content)
 
 
 def test_hunyuan_rapid_gives_a_zip_of_obj_mtl_and_texture(sandbox, tmp_path):
@@ -201,7 +202,7 @@ CONVERSIONS = [
 
 def test_the_convert_tool_writes_every_format(sandbox, tmp_path):
     source = sandbox.wait(sandbox.submit(PRO, {"model": "3.0", "prompt": "a lamp"}))
-    model_url = source["results"][0]["asset"]
+    model_url = source["results"][1]["asset"]
     tasks = {
         fmt: sandbox.submit("/v1/tools/convert/", {"model_url": model_url, "output_format": fmt})
         for fmt, *_ in CONVERSIONS
@@ -237,5 +238,5 @@ def test_results_are_deterministic_for_a_seed(make_sandbox, tmp_path):
     for name in ("one", "two"):
         sandbox = make_sandbox(seed=3, state_path=tmp_path / f"{name}.sqlite3")
         answer = sandbox.wait(sandbox.submit(PRO, {"model": "3.0", "prompt": "a red chair"}))
-        digests.append(sandbox.download(answer["results"][0]["asset"]).content)
+        digests.append(sandbox.download(answer["results"][1]["asset"]).content)
     assert digests[0] == digests[1]

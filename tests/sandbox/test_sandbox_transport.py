@@ -116,14 +116,15 @@ def test_a_json_list_body_is_a_400(sandbox):
     assert "Expected a dictionary" in response.json()["detail"]
 
 
-def test_a_body_that_is_not_declared_json_is_415(sandbox):
+def test_a_body_in_an_encoding_drf_does_not_parse_is_415(sandbox):
     response = sandbox.http.post(
         sandbox.url + RAPID,
         data=b"prompt=x",
-        headers={**sandbox.headers(), "Content-Type": "application/x-www-form-urlencoded"},
+        headers={**sandbox.headers(), "Content-Type": "text/plain"},
         timeout=5,
     )
     assert response.status_code == 415
+    assert sandbox.tasks() == []
 
 
 def test_insufficient_credits_is_402_and_charges_nothing(make_sandbox):
