@@ -1,14 +1,10 @@
 from django.utils.functional import SimpleLazyObject
 
-from studio_dashboard import pagecache
-
 from . import budgets
 
 
 def _warning(request):
     """The tightest of the user's budgets once 80% of it is used, else None."""
-    if not pagecache.header(request).budgeted:
-        return None  # no budget applies: nothing more to read
     rows = budgets.usage(request.user)
     if not rows:
         return None

@@ -3,10 +3,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from generations.catalogue import PROVIDERS
-from generations.models import LedgerEntry
 
 from . import prices
-from .models import Budget
+from .models import Budget, LedgerEntry
 
 MAX_RANGE_DAYS = 366 * 3
 
@@ -47,7 +46,8 @@ class SpendFilterForm(forms.Form):
         return data
 
     def filters(self):
-        """(start, end, user, provider) of a valid form, else this month for everyone."""
+        """(start, end, user, provider) of a valid form; of an empty one, this month for
+        everyone. A bound form that is not valid has no range: show its errors instead."""
         if self.is_valid():
             data = self.cleaned_data
             return data["start"], data["end"], data["user"], data["provider"]

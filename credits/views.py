@@ -1,23 +1,22 @@
 import csv
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 
-from generations.models import LedgerEntry, WalletSnapshot
-from studio_dashboard import pagecache
+from studio_dashboard import dataversion
 
 from . import budgets, prices, reconcile, spend
 from .forms import AdjustmentForm, BudgetForm, PriceTableForm, SpendFilterForm
-from .models import Budget, PriceTable
+from .models import Budget, LedgerEntry, PriceTable, WalletSnapshot
 
-VIEW_SPEND = "generations.view_spend"
+VIEW_SPEND = "credits.view_spend"
 
 
 def _require(request, perm):
@@ -30,36 +29,32 @@ def _require(request, perm):
 @permission_required(VIEW_SPEND, raise_exception=True)
 @require_GET
 def spend_review(request):
-    """The admins' spend review. Its body is cached while the ledger, the generations and
-    the wallet are unchanged (studio_dashboard/pagecache.py fingerprints all three)."""
-    query = pagecache.query(request, SpendFilterForm.base_fields)
-    return pagecache.page(
-        request,
-        "credits/spend.html",
-        (
-            query,
-            # "This month" by default: the day is part of what the body shows.
-            timezone.localdate(),
-            sorted(request.user.get_all_permissions()),
-        ),
-        lambda: _spend_context(request, query),
-    )
-
-
-def _spend_context(request, query):
+    """The admins' spend review. Its body is a cached fragment under the data version
+    (templates/credits/spend.html); the report is computed only on a miss. A range the
+    form refuses shows the form's error, never another range in its place."""
     form = SpendFilterForm(request.GET or None)
-    start, end, user, provider = form.filters()
-    if not form.is_bound:
-        form = SpendFilterForm(initial={"start": start, "end": end})
-    report = spend.report(start, end, user=user, provider=provider)
-    return {
+    context = {
         "form": form,
-        "report": report,
-        "chart": spend.chart_svg(report.days),
-        "query": urlencode(query, doseq=True),
-        "wallet": WalletSnapshot.objects.order_by("-fetched_at", "-id").first(),
+        "query": dataversion.query_key(request, form.fields),
+        # "This month" by default: the day is part of what the body shows.
+        "today": timezone.localdate(),
         "low_balance_threshold": settings.LOW_BALANCE_WARNING,
+        "report": None,
+        "refused": form.is_bound and not form.is_valid(),
     }
+    if not context["refused"]:
+        start, end, user, provider = form.filters()
+        if not form.is_bound:
+            context["form"] = SpendFilterForm(initial={"start": start, "end": end})
+        report = SimpleLazyObject(lambda: spend.report(start, end, user=user, provider=provider))
+        context.update(
+            report=report,
+            chart=SimpleLazyObject(lambda: spend.chart_svg(report.days)),
+            wallet=SimpleLazyObject(
+                lambda: WalletSnapshot.objects.order_by("-fetched_at", "-id").first()
+            ),
+        )
+    return render(request, "credits/spend.html", context)
 
 
 class _Echo:
@@ -88,6 +83,9 @@ CSV_HEADER = [
 @require_GET
 def ledger_csv(request):
     form = SpendFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        errors = " ".join(" ".join(messages) for messages in form.errors.values())
+        return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
     start, end, user, provider = form.filters()
     rows = spend.ledger_rows(start, end, user=user, provider=provider)
     writer = csv.writer(_Echo())

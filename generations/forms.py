@@ -10,7 +10,6 @@ provider is written here.
 import uuid
 
 from django import forms
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
@@ -329,18 +328,6 @@ class HistoryFilterForm(forms.Form):
             .objects.filter(Exists(Generation.objects.filter(owner=OuterRef("pk"))))
             .order_by("username")
         )
-        # The review app is another engineer's; filter by its state once it exists.
-        self.review_field = None
-        if apps.is_installed("reviews"):
-            try:
-                field = Generation._meta.get_field("review_state")
-            except Exception:  # noqa: BLE001 - the field is theirs to add
-                field = None
-            if field is not None and field.choices:
-                self.review_field = field
-                self.fields["review_state"] = forms.ChoiceField(
-                    required=False, choices=[("", "Any review state"), *field.choices]
-                )
 
     def filter(self, queryset):
         """The queryset narrowed and ordered by the valid parameters (invalid ones are ignored)."""
@@ -358,8 +345,6 @@ class HistoryFilterForm(forms.Form):
             queryset = queryset.filter(created_at__date__gte=data["date_from"])
         if data.get("date_to"):
             queryset = queryset.filter(created_at__date__lte=data["date_to"])
-        if self.review_field is not None and data.get("review_state"):
-            queryset = queryset.filter(review_state=data["review_state"])
         return queryset.order_by(*SORTS[data.get("sort") or "newest"][1])
 
     def page_number(self):

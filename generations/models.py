@@ -7,13 +7,15 @@ deliveries of one message or two dispatchers can never both win.
 
 import uuid
 from datetime import timedelta
-from functools import cache as memoize
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Q, Sum
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
 from django.utils import timezone
+
+from credits.models import LedgerEntry
+from studio_dashboard import dataversion
 
 from .catalogue import PROVIDERS
 
@@ -62,29 +64,14 @@ IN_FLIGHT_STATES = (
 )
 
 
+# Columns only the dispatcher's bookkeeping changes: an UPDATE of nothing else changes no page.
+BOOKKEEPING_FIELDS = {"claim", "due_at", "deliveries"}
+
+
 class Mode(models.TextChoices):
     TEXT = "text", "Text"
     IMAGE = "image", "Single image"
     MULTIVIEW = "multiview", "Multi-view"
-
-
-@memoize
-def _visible_one_sql(model, also=""):
-    """The SQL, columns and converters of ``visible_one``'s query, compiled once."""
-    # One row by its key: no ordering (the model's default would sort it, and make the
-    # generation page's whole statement too long for psycopg to cache its conversion).
-    queryset = model._base_manager.filter(pk=0).order_by()
-    compiler = queryset.query.get_compiler(using=queryset.db)
-    sql, params = compiler.as_sql()
-    assert list(params) == [0], params
-    if also:
-        # The columns end where the table's FROM begins; no column name holds it.
-        table = f" FROM {connection.ops.quote_name(model._meta.db_table)} "
-        assert sql.count(table) == 1, sql
-        sql = sql.replace(table, f", {also}{table}")
-    columns = [expression for expression, _sql, _alias in compiler.select]
-    attnames = [column.target.attname for column in columns]
-    return sql, attnames, compiler.get_converters(columns)
 
 
 def visibility_scope(user):
@@ -104,57 +91,14 @@ class GenerationQuerySet(models.QuerySet):
             return self
         return self.filter(owner=user)
 
-    def visible_one(self, user, pk):
-        """``visible_to(user).filter(pk=pk).first()``, without compiling the query again.
-
-        The progress card of every generation in flight is polled every 2 s, and
-        compiling this small query was a third of its cost. The ORM compiles it once
-        per process; each call runs that SQL with its own id, loads the row as the ORM
-        would (``from_db``, with the fields' converters) and applies the user's scope.
-        """
-        return self.visible_one_with(user, pk)[0]
-
-    def visible_one_with(self, user, pk, also=""):
-        """``visible_one``, and the values of the SQL expressions ``also`` in the same query
-        (a select list without parameters; the row's table may be named in it)."""
-        statement = self.one_sql(pk, also)
-        if statement is None:
-            return None, ()
-        with connection.cursor() as cursor:
-            cursor.execute(*statement)
-            row = cursor.fetchone()
-        return self.visible_from_row(user, row, also)
-
-    def one_sql(self, pk, also=""):
-        """The statement and parameters reading row ``pk`` (its first column is the id) and
-        ``also`` as ``visible_one_with`` does, whoever asks, for another query to read it
-        too; None for an id that is not a number. ``visible_from_row`` then applies
-        ``visible_one``'s scope to what it read."""
-        try:
-            pk = int(pk)
-        except (TypeError, ValueError):
-            return None
-        return _visible_one_sql(self.model, also)[0], [pk]
-
-    def visible_from_row(self, user, row, also=""):
-        """What ``visible_one_with`` returns, from the row ``one_sql`` read (its values, or
-        None when it found none): the generation if ``user`` may see it, and ``also``'s values.
-        """
-        if row is None or row[0] is None:
-            return None, ()
-        _sql, attnames, converters = _visible_one_sql(self.model, also)
-        generation = self._load(row, attnames, converters)
-        if visibility_scope(user) != "team" and generation.owner_id != user.pk:
-            return None, ()
-        return generation, tuple(row[len(attnames) :])
-
-    def _load(self, row, attnames, converters):
-        """The instance from ``_visible_one_sql``'s columns, as the ORM loads a row."""
-        values = list(row[: len(attnames)])
-        for position, (functions, expression) in converters.items():
-            for convert in functions:
-                values[position] = convert(values[position], expression, connection)
-        return self.model.from_db(self.db, attnames, values)
+    def update(self, **fields):
+        """A generation's changes are UPDATEs, which send no signal: each one that changes
+        what a page shows makes the pages' cached fragments old (studio_dashboard/dataversion.py).
+        A claim or a due time alone is the dispatcher's bookkeeping, shown nowhere."""
+        updated = super().update(**fields)
+        if updated and not fields.keys() <= BOOKKEEPING_FIELDS:
+            dataversion.bump()
+        return updated
 
     def create_queued(
         self, *, owner, provider, mode, prompt, options, form_token, edition="", images=()
@@ -289,7 +233,6 @@ class Generation(models.Model):
             ("view_all_generations", "Can see every member's generations"),
             ("review_generation", "Can review finished generations"),
             ("resolve_generation", "Can resolve generations that need attention"),
-            ("view_spend", "Can review credit spend"),
         ]
         indexes = [
             # The dispatcher's query: in-flight rows by due time.
@@ -761,77 +704,6 @@ class Conversion(models.Model):
         return f"{self.output_format} of generation {self.generation_id} ({self.state})"
 
 
-class LedgerEntryQuerySet(models.QuerySet):
-    def balance(self):
-        return self.aggregate(total=Sum("amount"))["total"] or 0
-
-    def update(self, **kwargs):
-        raise TypeError("Ledger entries are append-only")
-
-    def delete(self):
-        raise TypeError("Ledger entries are append-only")
-
-
-class LedgerEntry(models.Model):
-    """An append-only record of credits. Balances are sums of entries, never counters."""
-
-    class Kind(models.TextChoices):
-        HOLD = "hold", "Hold"
-        CHARGE = "charge", "Charge"
-        RELEASE = "release", "Release"
-        REFUND = "refund", "Refund"
-        ADJUSTMENT = "adjustment", "Adjustment"
-
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
-    generation = models.ForeignKey(
-        Generation, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
-    )
-    # A charged conversion through the upstream's convert tool (FBX, USDZ).
-    conversion = models.ForeignKey(
-        "Conversion", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger"
-    )
-    # Negative spends credits, positive gives them back.
-    amount = models.IntegerField()
-    provider = models.CharField(max_length=40, blank=True)
-    note = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = LedgerEntryQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["generation", "kind"],
-                condition=Q(kind__in=["hold", "charge", "release", "refund"], conversion=None),
-                name="ledger_one_entry_of_each_kind_per_generation",
-            ),
-            models.UniqueConstraint(
-                fields=["conversion", "kind"],
-                condition=Q(kind__in=["hold", "charge", "release", "refund"]),
-                name="ledger_one_entry_of_each_kind_per_conversion",
-            ),
-        ]
-
-    def __str__(self):
-        return f"{self.get_kind_display()} {self.amount} ({self.note})"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise TypeError("Ledger entries are append-only")
-        from credits.rollups import record
-
-        # The rollups (credits.SpendRollup) change in the insert's own transaction,
-        # so they always equal the sums of the entries.
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            record(self)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Ledger entries are append-only")
-
-
 class RateBudget(models.Model):
     """The upstream's rate budget for the database limiter (embedded set-up without Redis).
 
@@ -861,17 +733,3 @@ class Alert(models.Model):
 
     def __str__(self):
         return self.message[:80]
-
-
-class WalletSnapshot(models.Model):
-    """The upstream wallet as fetched at one moment (for reconciliation and the rate limit)."""
-
-    balance = models.DecimalField(max_digits=14, decimal_places=2)
-    rate_limit = models.PositiveIntegerField(null=True, blank=True)
-    fetched_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-fetched_at"]
-
-    def __str__(self):
-        return f"{self.balance} credits at {self.fetched_at:%Y-%m-%d %H:%M}"

@@ -8,31 +8,31 @@ its fragments: with ``HX-Request`` only the swapped partial is rendered.
 
 import hashlib
 import logging
+import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from functools import cache as memoize
-from functools import lru_cache
+from datetime import timedelta
+from functools import cached_property
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.paginator import Paginator
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.utils.functional import SimpleLazyObject
 from django.utils.timesince import timeuntil
-from django.utils.translation import get_language
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import condition, require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
-from studio_dashboard import auth, liverows, pagecache
+from credits.models import LedgerEntry
+from studio_dashboard import dataversion
 
 from . import conversions, planner, pricing, storage
 from .forms import (
@@ -50,7 +50,6 @@ from .models import (
     BudgetExceeded,
     Conversion,
     Generation,
-    LedgerEntry,
     ReferenceImage,
     State,
     visibility_scope,
@@ -78,41 +77,20 @@ def can_act(user, generation):
     return generation.owner_id == user.pk or user.has_perm("generations.resolve_generation")
 
 
-def _get_generation_for_user(request, pk, act=False, assets=True):
+def _get_generation_for_user(request, pk, act=False):
     """The generation if this user may see it, else 404 (never reveal that it exists).
 
-    With ``act``, also PermissionDenied unless the user may act on it. Without
-    ``assets`` neither its files nor its owner are read (the polled card of one
-    still in flight shows neither).
+    With ``act``, also PermissionDenied unless the user may act on it.
     """
-    if assets:
-        queryset = Generation.objects.visible_to(request.user)
-        queryset = queryset.select_related("owner").prefetch_related("assets")
-        generation = get_object_or_404(queryset, pk=pk)
-    else:
-        generation, _ = _visible_one_with(request, pk)
+    queryset = Generation.objects.visible_to(request.user).select_related("owner")
+    generation = get_object_or_404(queryset, pk=pk)
     if act and not can_act(request.user, generation):
         raise PermissionDenied("Only the owner or an admin can do this.")
     return generation
 
 
-def _visible_one_with(request, pk, also=""):
-    """``Generation.objects.visible_one_with`` for the signed-in user, or 404; from the row
-    the view's rider read with the user when it did (``_detail_rider``)."""
-    row = auth.ridden(request)
-    if row is auth.NOT_READ:
-        generation, values = Generation.objects.visible_one_with(request.user, pk, also)
-    else:
-        generation, values = Generation.objects.visible_from_row(request.user, row, also)
-    if generation is None:
-        raise Http404("No generation matches the given query.")
-    return generation, values
-
-
 def _remaining_budget(user):
-    # Budgets are another engineer's work; show the figure once it exists.
-    remaining_budget = getattr(pricing, "remaining_budget", None)
-    return None if remaining_budget is None else remaining_budget(user)
+    return pricing.remaining_budget(user)
 
 
 # --- home ----------------------------------------------------------------------------------
@@ -282,33 +260,37 @@ def generation_cost(request):
 # --- generation page -----------------------------------------------------------------------
 
 
-def _detail_rider(request, pk):
-    """The page and the polled status card read their generation in the signed-in user's
-    query (with the page's figures on a full page): one query in all on a cache hit."""
-    if not request.htmx:
-        statement = Generation.objects.one_sql(pk, _final_page_also())
-        # The page reads its generation and the tables _final_page_sql names: the answer
-        # is kept until any of them changes.
-        return statement and (*statement, _final_page_tables())
-    if request.htmx.target != "conversions":
-        statement = Generation.objects.one_sql(pk)
-        # The card reads the generation's row alone: the answer is kept until it changes.
-        return statement and (*statement, [liverows.tag(Generation, statement[1][0])])
-    return None
+def _card_etag(request, pk):
+    """The polled status card's ETag: what the card shows of its row (state, progress,
+    the upstream's word, when the state changed), and the minute, whose passing changes
+    an estimate's words. A queued one also shows its place in the queue, which moves
+    when any generation does: the data version stands for that. None (no ETag, the view
+    answers as usual, a 404 included) for a generation this user may not see."""
+    row = (
+        Generation.objects.filter(pk=pk)
+        .values_list("owner_id", "state", "progress", "upstream_status", "state_changed_at")
+        .first()
+    )
+    if row is None:
+        return None
+    owner_id, state, progress, upstream_status, changed = row
+    user = request.user
+    if owner_id != user.pk and visibility_scope(user) != "team":
+        return None
+    moving = dataversion.current() if state == State.QUEUED else ""
+    minute = int(time.time() // 60)
+    return (
+        f'"{user.pk}-{state}-{progress}-{upstream_status}-{changed.timestamp()}-{minute}-{moving}"'
+    )
 
 
-@auth.read_with_user(_detail_rider)
 @login_required
 @require_GET
 def generation_detail(request, pk):
     """The page, the polled status card, or the polled conversions (by ``HX-Target``).
 
-    The status card is polled every 2 s while the generation is in flight: that
-    path reads the session, the user with their permissions and the generation in
-    one query (``_detail_rider``, studio_dashboard/auth.py), whose answer is kept until
-    one of those rows changes (studio_dashboard/liverows.py; the page's until a row of
-    any table it reads does), and the files only once it has finished. The card of one
-    in flight is rendered once for everything it shows (``_in_flight_card``).
+    The status card is polled every 2 s while the generation is in flight; an unchanged
+    card is a 304 from its ETag (``_card_etag``), with nothing rendered.
     """
     if not request.htmx:
         return _detail_page(request, pk)
@@ -319,17 +301,48 @@ def generation_detail(request, pk):
         if not context["converting"]:
             return HttpResponseStopPolling(response.content)
         return response
-    generation = _get_generation_for_user(request, pk, assets=False)
-    if generation.state == State.FINISHED:
-        prefetch_related_objects([generation], "assets")
-    return _card_or_page(request, generation, page=False)
+    return _status_card(request, pk)
 
 
-def _card_or_page(request, generation, page):
-    """The polled status card (a response), or with ``page`` the whole page's HTML."""
-    # Files exist once the generation has finished; the polled card of one in
-    # flight does not look for them.
-    has_files = page or generation.state == State.FINISHED
+@condition(etag_func=_card_etag)
+def _status_card(request, pk):
+    generation = _get_generation_for_user(request, pk)
+    response = render(
+        request, "generations/detail.html#status-card", _card_context(request, generation)
+    )
+    if generation.is_final or generation.state == State.NEEDS_ATTENTION:
+        response = HttpResponseStopPolling(response.content)
+    # Every poll asks again (no-cache); the browser sends the ETag and takes a 304.
+    patch_cache_control(response, private=True, no_cache=True)
+    return response
+
+
+class _Files:
+    """What the page shows of a generation's stored files, read only when the cached
+    fragment that shows them is rendered."""
+
+    def __init__(self, generation):
+        self.generation = generation
+
+    @cached_property
+    def _all(self):
+        return list(self.generation.assets.all())
+
+    @cached_property
+    def model(self):
+        roles = {a.role: a for a in self._all}
+        return roles.get(Asset.Role.PREVIEW) or roles.get(Asset.Role.MODEL)
+
+    @cached_property
+    def thumbnail(self):
+        return next((a for a in self._all if a.role == Asset.Role.THUMBNAIL), None)
+
+    @cached_property
+    def downloads(self):
+        return [a for a in self._all if a.role not in (Asset.Role.CONVERTED, Asset.Role.THUMBNAIL)]
+
+
+def _card_context(request, generation):
     context = {
         "generation": generation,
         "eta_words": _when_words(
@@ -338,108 +351,34 @@ def _card_or_page(request, generation, page):
         "queue_position": _queue_position(generation),
         "start_words": _when_words(planner.estimated_start(generation)),
         "can_act": can_act(request.user, generation),
+        "files": _Files(generation),
     }
-    if has_files:
-        assets = list(generation.assets.all())
-        context.update(
-            model=generation.glb_asset,
-            assets=[a for a in assets if a.role != Asset.Role.CONVERTED],
-            thumbnail=next((a for a in assets if a.role == Asset.Role.THUMBNAIL), None),
-        )
     if generation.state == State.FINISHED:
         context.update(_conversions_context(generation, request.user))
-    if not page:
-        if has_files:
-            content = render(request, "generations/detail.html#status-card", context).content
-        else:
-            content = _in_flight_card(context)
-        if generation.is_final or generation.state == State.NEEDS_ATTENTION:
-            return HttpResponseStopPolling(content)
-        return HttpResponse(content)
-    context.update(
-        duplicate_form=ActionForm(initial={"form_token": pagecache.stand_in("form-token")}),
-        duplicate_cost=pricing.estimate(
-            generation.provider, generation.mode, generation.options, generation.edition
-        ).total,
-        option_rows=_option_rows(generation),
-        previous=generation.previous_version_id,
-        next_versions=list(generation.next_versions.values_list("pk", flat=True)),
-    )
-    return render_to_string("generations/detail.html", context, request)
+    return context
 
 
 def _detail_page(request, pk):
-    """The whole generation page; a final generation's page comes from the cache while
-    nothing it shows has changed (its row, files, conversions, later versions, prices).
-
-    The duplicate form's one-time token is put in per response, so two duplicates
-    made from one cached page are two generations.
-    """
-    generation, figures = _visible_one_with(request, pk, _final_page_also())
-    version = _final_page_version(generation, figures)
-    parts = ("generations/detail.html", generation.pk, version)
-    if version is None:
-        parts = None  # still changing: rendered every time
-
-    def build():
-        # The row the key was made from, with what the page shows of it besides.
-        prefetch_related_objects([generation], "assets", "owner")
-        return _card_or_page(request, generation, page=True)
-
-    fresh = {pagecache.stand_in("form-token"): lambda: str(uuid.uuid4())}
-    return pagecache.whole(request, parts, build, fresh)
-
-
-def _final_page_also():
-    """What the page reads with its generation to know its version (PostgreSQL only)."""
-    return _final_page_sql() if connection.vendor == "postgresql" else ""
-
-
-def _final_page_version(generation, figures):
-    """What a final generation's page shows besides its row (``figures``, read with the row
-    by ``_final_page_sql``); None while the generation is still changing, or off PostgreSQL.
-    """
-    if not generation.is_final or not figures:
-        return None
-    return (_row_values(generation), figures)
-
-
-def _row_values(generation):
-    """The values of every column of the generation's row, for a cache key."""
-    return tuple(getattr(generation, f.attname) for f in Generation._meta.concrete_fields)
-
-
-@memoize
-def _final_page_tables():
-    """The tables ``_final_page_sql`` and the generation's row read (whole-table tags for
-    ``liverows``: a change to any row of them drops the page's kept answer)."""
-    from credits.models import PriceTable
-
-    models = (Generation, Asset, Conversion, PriceTable, get_user_model())
-    return [model._meta.db_table for model in models]
-
-
-@memoize
-def _final_page_sql():
-    """Select-list expressions, correlated with the generation's row: its files, its
-    conversions (state, progress, result), the price table behind the duplicate's cost,
-    its later versions and its owner's name."""
-    from credits.models import PriceTable
-
-    User = get_user_model()
-    row = f'"{Generation._meta.db_table}"'
-    return (
-        f'(SELECT COUNT(*) || \':\' || COALESCE(MAX(a."id"), 0) FROM "{Asset._meta.db_table}" a '
-        f'WHERE a."generation_id" = {row}."id"), '
-        '(SELECT md5(string_agg(concat_ws(\'|\', c."id", c."state", c."progress", '
-        'c."via", c."asset_id", c."failure_reason"), \',\' ORDER BY c."id")) '
-        f'FROM "{Conversion._meta.db_table}" c WHERE c."generation_id" = {row}."id"), '
-        f'(SELECT MAX(t."version") FROM "{PriceTable._meta.db_table}" t), '
-        f'(SELECT array_agg(n."id" ORDER BY n."id") FROM {row} n '
-        f'WHERE n."previous_version_id" = {row}."id"), '
-        f'(SELECT u."{User.USERNAME_FIELD}" FROM "{User._meta.db_table}" u '
-        f'WHERE u."id" = {row}."owner_id")'
+    """The whole generation page. What it shows of the generation's files, its input and
+    its versions is cached under the data version (the ``{% cache %}`` fragments of
+    generations/detail.html), so the lazy values below are read only on a miss."""
+    generation = _get_generation_for_user(request, pk)
+    context = _card_context(request, generation)
+    context.update(
+        duplicate_form=ActionForm(initial={"form_token": uuid.uuid4()}),
+        duplicate_cost=SimpleLazyObject(
+            lambda: (
+                pricing.estimate(
+                    generation.provider, generation.mode, generation.options, generation.edition
+                ).total
+            )
+        ),
+        option_rows=SimpleLazyObject(lambda: _option_rows(generation)),
+        next_versions=SimpleLazyObject(
+            lambda: list(generation.next_versions.values_list("pk", flat=True))
+        ),
     )
+    return render(request, "generations/detail.html", context)
 
 
 def _option_rows(generation):
@@ -482,44 +421,9 @@ def _when_words(when):
     "0\xa0minutes" (a no-break space) under a minute: "soon" is decided here instead."""
     if when is None:
         return None
-    left = when - timezone.now()
-    if left <= timedelta(minutes=1):
+    if when - timezone.now() <= timedelta(minutes=1):
         return "any moment now"
-    if left >= timedelta(weeks=4):
-        return f"in about {timeuntil(when)}"
-    return _in_about(left // timedelta(minutes=1), get_language())
-
-
-# Under four weeks timeuntil's words count whole weeks, days, hours and minutes of the wait
-# and nothing of the calendar: the same for every wait of as many whole minutes. Every
-# polled card asks twice, and the words were a tenth of its cost.
-@lru_cache(maxsize=4096)
-def _in_about(minutes, _language):
-    start = datetime(2000, 1, 1, tzinfo=UTC)
-    return f"in about {timeuntil(start + timedelta(minutes=minutes), start)}"
-
-
-# The status card of a generation in flight, by everything it shows: it is polled every
-# 2 s and changes only when its row does (the worker polls upstream at most a few times a
-# minute) or an estimate's words do.
-_cards = pagecache.Recent(size=1000, ttl=60.0)
-
-
-def forget_cards():
-    """Drop the cards this process kept (for tests)."""
-    _cards.clear()
-
-
-def _in_flight_card(context):
-    """The card's HTML for ``context``: the generation and values of plain types, no files,
-    nothing of the request (the card of one in flight shows neither)."""
-    row = _row_values(context["generation"])
-    key = repr((row, sorted((k, v) for k, v in context.items() if k != "generation")))
-    content = _cards.get(key)
-    if content is None:
-        content = render_to_string("generations/detail.html#status-card", context).encode()
-        _cards.set(key, content)
-    return content
+    return f"in about {timeuntil(when)}"
 
 
 def _queue_position(generation):
@@ -644,32 +548,28 @@ def _thumbnails():
 def generation_list(request):
     """The team's generations, filtered, sorted and paged by a GET form (shareable URLs).
 
-    The body (form, count, cards) is cached while the generations are unchanged
-    (see studio_dashboard/pagecache.py); htmx swaps only the results.
+    The form and the results are cached fragments (templates/generations/list.html) under
+    the data version, the asker's scope and the query; the page of results is read only
+    on a miss. htmx swaps only the results.
     """
+    form = HistoryFilterForm(request.GET)
 
-    def context():
-        form = HistoryFilterForm(request.GET)
+    def results():
         generations = form.filter(
             Generation.objects.visible_to(request.user)
             .select_related("owner")
             .prefetch_related(_thumbnails(), "images")
         )
-        page = Paginator(generations, PAGE_SIZE).get_page(form.page_number())
-        return {"form": form, "page": page}
+        return Paginator(generations, PAGE_SIZE).get_page(form.page_number())
 
-    return pagecache.page(
-        request,
-        "generations/list.html",
-        (
-            # review_state joins the form's fields when the reviews app is installed.
-            pagecache.query(request, [*HistoryFilterForm.base_fields, "review_state"]),
-            visibility_scope(request.user),
-            request.user.has_perm("generations.add_generation"),
-        ),
-        context,
-        htmx_partial="results",
-    )
+    context = {
+        "form": form,
+        "page": SimpleLazyObject(results),
+        "scope": visibility_scope(request.user),
+        "query": dataversion.query_key(request, form.fields),
+    }
+    template = "generations/list.html#results" if request.htmx else "generations/list.html"
+    return render(request, template, context)
 
 
 # --- files ---------------------------------------------------------------------------------

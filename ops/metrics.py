@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest, mul
 from prometheus_client.core import GaugeMetricFamily
 
 from generations.models import IN_FLIGHT_STATES, State
-from studio_dashboard import liverows
 
 from . import status as ops_status
 
@@ -31,7 +30,6 @@ REQUEST_LATENCY = Histogram(
     registry=REQUEST_REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-REQUEST_REGISTRY.register(liverows.ANSWERS)
 
 
 class StudioCollector:

@@ -11,11 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from generations.models import Asset, Generation, visibility_scope
 from generations.views import stream_download
-from studio_dashboard import pagecache
+from studio_dashboard import dataversion
 
 from . import forms
 from .models import (
@@ -410,22 +411,23 @@ def audit_log(request):
 @permission_required("generations.view_generation", raise_exception=True)
 @require_GET
 def library(request):
-    """Approved models, filtered and paged; the body is cached while the data is unchanged
-    (see studio_dashboard/pagecache.py), htmx swaps only the results."""
-    return pagecache.page(
-        request,
-        "library/index.html",
-        (
-            pagecache.query(request, forms.LibraryFilterForm.base_fields),
-            visibility_scope(request.user),
-        ),
-        lambda: _library_context(request),
-        htmx_partial="library-results",
-    )
-
-
-def _library_context(request):
+    """Approved models, filtered and paged; the form and the results are cached fragments
+    under the data version (templates/library/index.html), read only on a miss; htmx
+    swaps only the results."""
     form = forms.LibraryFilterForm(request.GET)
+    context = {
+        "form": form,
+        "results": SimpleLazyObject(lambda: _library_results(request, form)),
+        "scope": visibility_scope(request.user),
+        "query": dataversion.query_key(request, form.fields),
+    }
+    template = "library/index.html"
+    if request.htmx:
+        template += "#library-results"
+    return render(request, template, context)
+
+
+def _library_results(request, form):
     entries = (
         ReviewStatus.objects.library()
         .select_related("generation__owner", "review__reviewer")
@@ -465,7 +467,7 @@ def _library_context(request):
         # Those who may see the generation download through its own URLs; others
         # through the library's, which authorise by approval instead.
         row.direct = row.generation_id in visible
-    return {"form": form, "page": page, "rows": rows}
+    return {"page": page, "rows": rows}
 
 
 @login_required

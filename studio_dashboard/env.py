@@ -5,6 +5,7 @@ deployment fails at start-up instead of half-working.
 """
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -75,3 +76,15 @@ def env_secret(name: str, default: str = "") -> str:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from None
     return os.environ.get(name, default).strip()
+
+
+def redis_database(url: str, *, flip: bool) -> str:
+    """``url`` naming another database of the same Redis server: its own number with the
+    lowest bit flipped (0 -> 1, 15 -> 14), so two uses of one server never share one."""
+    parts = urlsplit(url)
+    number = parts.path.strip("/") or "0"
+    if not number.isdigit():
+        raise ImproperlyConfigured(f"a Redis URL names its database by number, not {url!r}")
+    if flip:
+        number = str(int(number) ^ 1)
+    return urlunsplit(parts._replace(path=f"/{number}"))

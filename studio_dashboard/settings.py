@@ -14,7 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from .env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from .env import env_bool, env_float, env_int, env_list, env_secret, env_str, redis_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("STUDIO_VAR_DIR", str(BASE_DIR / "var")))
@@ -64,15 +64,12 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    # Lets the auth backend read a full page's figures with the user, in one query.
-    "studio_dashboard.auth.CurrentRequestMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Names the person acting in audit entries written by signals (role changes).
     "reviews.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # request.htmx, its headers read from META (studio_dashboard/htmx.py).
-    "studio_dashboard.htmx.HtmxMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "studio_dashboard.urls"
@@ -91,16 +88,11 @@ TEMPLATES = [
                 "generations.context_processors.studio",
                 "credits.context_processors.budget_warning",
                 "reviews.context_processors.reviews",
-                # Last: while a cached page is built, its CSRF token is a stand-in.
-                "studio_dashboard.pagecache.csrf_stand_in",
+                "studio_dashboard.dataversion.context",
             ],
         },
     },
 ]
-# Form widgets render through Jinja2's compiled templates (Django ships them): a
-# select's options cost one include each under the Django engine, a third of the
-# history page's time on its filter form.
-FORM_RENDERER = "django.forms.renderers.Jinja2"
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -135,8 +127,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# One query for the user and their permissions per request (see studio_dashboard/auth.py).
-AUTHENTICATION_BACKENDS = ["studio_dashboard.auth.Backend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "generations:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -266,31 +256,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
 # --- Cache and sessions -------------------------------------------------------
-# With Redis (the broker) the cache is shared by every web process; a Redis outage
-# only slows pages (studio_dashboard/cache.py). The embedded set-up keeps it in its
-# single web process's memory. Sessions live in the database only (below), so a
-# Redis flush, restart or outage logs nobody out.
+# With Redis (the broker) the cache is shared by every web process, in a Redis database
+# of its own (by default the broker's number with its lowest bit flipped: 0 -> 1,
+# 15 -> 14), so clearing the cache never touches the broker's queues. A Redis outage
+# only slows pages: the cache answers a miss (studio_dashboard/cache.py). The embedded
+# set-up keeps it in its single web process's memory.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
             "BACKEND": "studio_dashboard.cache.TolerantRedisCache",
-            "LOCATION": env_str("CACHE_URL", REDIS_URL),
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "studio"),
+            "LOCATION": env_str("CACHE_URL", redis_database(REDIS_URL, flip=True)),
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-# Database sessions naming their user: on PostgreSQL a request reads its session, user,
-# permissions and page figures in one query (accounts/sessions.py).
-SESSION_ENGINE = "accounts.sessions"
-# Cache the bodies of the history list, the library and the spend review
-# (studio_dashboard/pagecache.py).
-# Off only to measure what a cache miss costs (tests/bench/bench_web.py).
-PAGE_BODY_CACHE = env_bool("PAGE_BODY_CACHE", True)
-# Keep the answer to a full page's or the polled status card's query (session, user,
-# figures, generation) until PostgreSQL notifies that a row it was read from changed
-# (studio_dashboard/liverows.py). It turns itself off where LISTEN does not hold (a
-# transaction-pooling PgBouncer); off here, every request reads them.
-LIVE_ROW_CACHE = env_bool("LIVE_ROW_CACHE", True)
+# Sessions in the database, read through the cache: a Redis flush or outage logs nobody
+# out (the database has every session), and a signed-in request usually reads none.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- The JSON API (api/) --------------------------------------------------------
 # A personal token's own request rate ("120/min"; DRF's throttle syntax), shared by

@@ -3,7 +3,7 @@
 import csv
 import io
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from credits.models import Budget
+from credits.models import Budget, LedgerEntry, WalletSnapshot
 from credits.roles import grant_admin_permissions
-from generations.models import Generation, LedgerEntry, State, WalletSnapshot
+from generations.models import Generation, State
 
 pytestmark = pytest.mark.django_db
 
@@ -160,6 +160,25 @@ def test_a_reversed_range_is_refused_in_words(admin_client):
     assert "The start date must not be after the end date." in response.content.decode()
 
 
+def test_a_refused_range_shows_the_forms_error_and_no_other_range(admin_client, member):
+    spend(member, 35)  # this month's spend must not be shown in place of the range asked for
+    response = admin_client.get(reverse("credits:spend"), {"start": "2020-01-01"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Choose a range of at most" in html and 'role="alert"' in html
+    assert response.context["report"] is None
+    assert "Correct the range above to see the report." in html
+    assert "credits paid" not in html and "Export ledger" not in html
+
+
+def test_the_csv_export_refuses_a_refused_range_in_words(admin_client):
+    response = admin_client.get(
+        reverse("credits:ledger-csv"), {"start": "2026-03-10", "end": "2026-03-01"}
+    )
+    assert response.status_code == 400
+    assert b"The start date must not be after the end date." in response.content
+
+
 def test_the_spend_page_query_count_does_not_grow_with_entries(
     admin_client, member, second_member, django_assert_max_num_queries
 ):
@@ -169,8 +188,12 @@ def test_the_spend_page_query_count_does_not_grow_with_entries(
     for day in range(40):
         when = timezone.now() - timedelta(days=day % 20)
         spend(member if day % 2 else second_member, 35 + day, fail=day % 3 == 0, when=when)
+    # An explicit range around every entry, whatever today's date (no calendar month).
+    today = timezone.localdate()
     with django_assert_max_num_queries(len(few.captured_queries)):
-        response = admin_client.get(reverse("credits:spend"), {"start": date(2020, 1, 1)})
+        response = admin_client.get(
+            reverse("credits:spend"), {"start": today - timedelta(days=25), "end": today}
+        )
     assert response.context["report"].total.submitted == 41
 
 

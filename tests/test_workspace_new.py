@@ -179,12 +179,6 @@ def test_the_cost_sits_next_to_the_remaining_budget_when_budgets_exist(member_cl
     assert b"more than your remaining monthly budget" in response.content
 
 
-def test_the_cost_omits_the_budget_when_there_is_no_budget_function(member_client, monkeypatch):
-    monkeypatch.delattr(pricing, "remaining_budget", raising=False)
-    response = member_client.get(COST, {"provider": "tripo_p1", "mode": "text"})
-    assert b"budget-left" not in response.content
-
-
 def test_the_cost_fragment_uses_few_queries(member_client, django_assert_max_num_queries):
     with django_assert_max_num_queries(6):
         member_client.get(COST, {"provider": "tripo_v3", "mode": "text"}, HTTP_HX_REQUEST="true")
