@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from . import prices
-from .models import Budget, PriceTable
+from .models import Budget, LedgerEntry, PriceTable, WalletSnapshot
 
 
 class PriceTableAdminForm(forms.ModelForm):
@@ -62,3 +62,19 @@ class BudgetAdmin(admin.ModelAdmin):
             target=obj,
             details={"limit": obj.monthly_limit},
         )
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "user", "generation", "amount", "created_at"]
+    list_filter = ["kind"]
+
+    # The ledger is append-only, here as everywhere.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.register(WalletSnapshot)

@@ -1,14 +1,117 @@
-"""Prices as versioned data, monthly budgets, and the ledger's rollups.
+"""The credit ledger, the upstream wallet as we saw it, prices, budgets and rollups.
 
-The ledger itself (``generations.LedgerEntry``) is the truth; everything here
-either feeds the estimate (``PriceTable``), limits what may be held
-(``Budget``), or is a summary that is kept exactly equal to sums of the ledger
-(``SpendRollup``) so that pages never scan the ledger.
+The ledger (``LedgerEntry``) is the truth; everything else here either records
+the upstream's side (``WalletSnapshot``), feeds the estimate (``PriceTable``),
+limits what may be held (``Budget``), or is a summary that is kept exactly
+equal to sums of the ledger (``SpendRollup``) so that pages never scan the
+ledger.
+
+``generations`` calls this app to hold and charge; this module names its
+models only by string, so it imports nothing of ``generations``.
 """
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
+
+
+class LedgerEntryQuerySet(models.QuerySet):
+    def balance(self):
+        return self.aggregate(total=Sum("amount"))["total"] or 0
+
+    def update(self, **kwargs):
+        raise TypeError("Ledger entries are append-only")
+
+    def delete(self):
+        raise TypeError("Ledger entries are append-only")
+
+
+class LedgerEntry(models.Model):
+    """An append-only record of credits. Balances are sums of entries, never counters."""
+
+    class Kind(models.TextChoices):
+        HOLD = "hold", "Hold"
+        CHARGE = "charge", "Charge"
+        RELEASE = "release", "Release"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    generation = models.ForeignKey(
+        "generations.Generation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger",
+    )
+    # A charged conversion through the upstream's convert tool (FBX, USDZ).
+    conversion = models.ForeignKey(
+        "generations.Conversion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger",
+    )
+    # Negative spends credits, positive gives them back.
+    amount = models.IntegerField()
+    provider = models.CharField(max_length=40, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LedgerEntryQuerySet.as_manager()
+
+    class Meta:
+        # The table was made when the ledger lived in the generations app; it moved
+        # here without being renamed (migration 0006), and raw SQL names it.
+        db_table = "generations_ledgerentry"
+        ordering = ["id"]
+        permissions = [("view_spend", "Can review credit spend")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "kind"],
+                condition=Q(kind__in=["hold", "charge", "release", "refund"], conversion=None),
+                name="ledger_one_entry_of_each_kind_per_generation",
+            ),
+            models.UniqueConstraint(
+                fields=["conversion", "kind"],
+                condition=Q(kind__in=["hold", "charge", "release", "refund"]),
+                name="ledger_one_entry_of_each_kind_per_conversion",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.amount} ({self.note})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Ledger entries are append-only")
+        from .rollups import record
+
+        # The rollups (SpendRollup) change in the insert's own transaction, so they
+        # always equal the sums of the entries.
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            record(self)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Ledger entries are append-only")
+
+
+class WalletSnapshot(models.Model):
+    """The upstream wallet as fetched at one moment (for reconciliation and the rate limit)."""
+
+    balance = models.DecimalField(max_digits=14, decimal_places=2)
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "generations_walletsnapshot"  # kept from the generations app, as above
+        ordering = ["-fetched_at"]
+
+    def __str__(self):
+        return f"{self.balance} credits at {self.fetched_at:%Y-%m-%d %H:%M}"
 
 
 class PriceTableQuerySet(models.QuerySet):

@@ -15,8 +15,10 @@ from django.conf import settings
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from generations.models import Generation, LedgerEntry, State, WalletSnapshot
+from generations.models import Generation, State
 from generations.upstream import CODE_MESSAGES
+
+from .models import LedgerEntry, WalletSnapshot
 
 WALLET_KINDS = [LedgerEntry.Kind.CHARGE, LedgerEntry.Kind.REFUND]
 

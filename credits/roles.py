@@ -4,6 +4,9 @@ whose transactional cases flush the data migrations away)."""
 from django.contrib.auth.management import create_permissions
 
 ADMIN_PERMISSIONS = [
+    "view_spend",
+    "view_ledgerentry",
+    "view_walletsnapshot",
     "manage_prices",
     "manage_budgets",
     "make_adjustment",

@@ -8,9 +8,10 @@ cannot lose an addition. The same SQL runs on PostgreSQL and SQLite (both know
 ``ON CONFLICT ... DO UPDATE`` and ``excluded``).
 
 Finished generations are counted in the same rows, as kind ``FINISHED``
-(``entries`` the count, ``amount`` 0), by triggers on the generations table
-(``credits/migrations/0004``): the spend review's cost per finished model then
-reads no more rows than its sums do.
+(``entries`` the count, ``amount`` 0), by ``credits_count_finished`` (made by
+``credits/migrations/0004``), which the generations app's own triggers call
+(``generations/migrations/0009``): the spend review's cost per finished model
+then reads no more rows than its sums do.
 """
 
 from django.db import connection

@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from generations.catalogue import PROVIDERS
-from generations.models import Generation, LedgerEntry, State
+from generations.models import Generation, State
 
-from .models import SpendRollup
+from .models import LedgerEntry, SpendRollup
 from .rollups import FINISHED
 
 Scope = SpendRollup.Scope

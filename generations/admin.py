@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Alert, Asset, Generation, LedgerEntry, WalletSnapshot
+from .models import Alert, Asset, Generation
 
 
 class AssetInline(admin.TabularInline):
@@ -19,18 +19,4 @@ class GenerationAdmin(admin.ModelAdmin):
     inlines = [AssetInline]
 
 
-@admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "user", "generation", "amount", "created_at"]
-    list_filter = ["kind"]
-
-    # The ledger is append-only, here as everywhere.
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 admin.site.register(Alert)
-admin.site.register(WalletSnapshot)

@@ -199,8 +199,10 @@ def export(glb_bytes, fmt):
 
 def request_upstream(generation, fmt, user, now=None):
     """Queue a charged conversion through the convert tool, holding its price."""
+    from credits.models import LedgerEntry
+
     from . import pricing
-    from .models import Conversion, LedgerEntry, State
+    from .models import Conversion, State
 
     now = now or timezone.now()
     if source_url(generation, now) is None:

@@ -21,20 +21,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from credits.models import WalletSnapshot
 from ops import heartbeat
 from ops.logs import with_generation_id
 
 from . import ingest, planner, storage
 from .catalogue import InvalidRequest
-from .models import (
-    POLLING_STATES,
-    Alert,
-    Asset,
-    Generation,
-    IllegalTransition,
-    State,
-    WalletSnapshot,
-)
+from .models import POLLING_STATES, Alert, Asset, Generation, IllegalTransition, State
 from .ratelimit import get_limiter
 from .upstream import (
     Ambiguous,
@@ -585,7 +578,7 @@ def _conversion_ledger(conversion, kind, amount, note):
     """One entry of each kind per conversion (the unique constraint makes a second a no-op)."""
     from django.db import IntegrityError
 
-    from .models import LedgerEntry
+    from credits.models import LedgerEntry
 
     try:
         with transaction.atomic():
@@ -602,7 +595,7 @@ def _conversion_ledger(conversion, kind, amount, note):
 
 
 def _fail_conversion(conversion, expected, reason, *, charged):
-    from .models import LedgerEntry
+    from credits.models import LedgerEntry
 
     with transaction.atomic():
         if _move_conversion(
@@ -626,8 +619,9 @@ def _fail_conversion(conversion, expected, reason, *, charged):
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=75, ignore_result=True)
 def submit_conversion(conversion_id, claim=None):
     """Send one conversion to the convert tool, at most once."""
+    from credits.models import LedgerEntry
+
     from . import conversions as conv
-    from .models import LedgerEntry
 
     conversion = _conversion_step(conversion_id, claim, [State.QUEUED])
     if conversion is None:

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from generations.models import IN_FLIGHT_STATES, Generation, State, WalletSnapshot
+from credits.models import WalletSnapshot
+from generations.models import IN_FLIGHT_STATES, Generation, State
 from generations.ratelimit import effective_limit, get_limiter
 
 from .models import Heartbeat

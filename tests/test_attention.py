@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from generations.models import Generation, LedgerEntry, State
+from credits.models import LedgerEntry
+from generations.models import Generation, State
 
 pytestmark = pytest.mark.django_db
 

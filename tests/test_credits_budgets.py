@@ -6,9 +6,9 @@ from functools import partial
 import pytest
 from django.urls import reverse
 
-from credits.models import Budget
+from credits.models import Budget, LedgerEntry
 from generations import pricing
-from generations.models import BudgetExceeded, Generation, LedgerEntry
+from generations.models import BudgetExceeded, Generation
 from tests.conftest import at_once, make_user
 
 

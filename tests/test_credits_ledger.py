@@ -11,16 +11,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credits.models import Budget, SpendRollup
+from credits.models import Budget, LedgerEntry, SpendRollup
 from credits.rollups import FINISHED, buckets, group_rows
-from generations.models import (
-    Asset,
-    BudgetExceeded,
-    Generation,
-    IllegalTransition,
-    LedgerEntry,
-    State,
-)
+from generations.models import Asset, BudgetExceeded, Generation, IllegalTransition, State
 
 pytestmark = pytest.mark.django_db
 

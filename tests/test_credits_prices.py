@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from credits import prices
-from credits.models import PriceTable
+from credits.models import LedgerEntry, PriceTable
 from generations import pricing
 from generations.catalogue import PRICE_TABLE
-from generations.models import Generation, LedgerEntry
+from generations.models import Generation
 
 pytestmark = pytest.mark.django_db
 

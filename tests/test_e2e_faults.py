@@ -11,7 +11,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from generations.models import Alert, Asset, Generation, LedgerEntry, State
+from credits.models import LedgerEntry
+from generations.models import Alert, Asset, Generation, State
 from tests.processes import Stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

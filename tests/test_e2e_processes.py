@@ -6,7 +6,8 @@ import pytest
 import requests
 import trimesh
 
-from generations.models import Generation, LedgerEntry, State
+from credits.models import LedgerEntry
+from generations.models import Generation, State
 from tests.processes import Stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -6,7 +6,8 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
-from generations.models import Asset, Generation, IllegalTransition, LedgerEntry, State
+from credits.models import LedgerEntry
+from generations.models import Asset, Generation, IllegalTransition, State
 
 pytestmark = pytest.mark.django_db
 

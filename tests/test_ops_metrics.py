@@ -8,7 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from generations.models import Generation, State, WalletSnapshot
+from credits.models import WalletSnapshot
+from generations.models import Generation, State
 from ops import heartbeat
 
 pytestmark = pytest.mark.django_db

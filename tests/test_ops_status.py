@@ -8,8 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from credits.models import WalletSnapshot
 from generations import tasks
-from generations.models import Generation, State, WalletSnapshot
+from generations.models import Generation, State
 from ops import heartbeat
 from ops.models import Heartbeat
 

@@ -12,8 +12,9 @@ from functools import partial
 import pytest
 from django.utils import timezone
 
+from credits.models import LedgerEntry
 from generations import tasks
-from generations.models import Alert, Asset, Generation, LedgerEntry, State
+from generations.models import Alert, Asset, Generation, State
 from tests.conftest import at_once
 from tests.sandbox_control import set_faults, upstream_calls
 

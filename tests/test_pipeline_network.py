@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from credits.models import LedgerEntry
 from generations import ingest, tasks
-from generations.models import Alert, Asset, Generation, LedgerEntry, State
+from generations.models import Alert, Asset, Generation, State
 from generations.upstream import NotSent, UpstreamClient
 from tests.sandbox_control import set_faults
 from tests.test_pipeline import drive, inline_doorbells, queue  # noqa: F401 - a fixture

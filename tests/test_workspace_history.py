@@ -6,8 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from credits.models import LedgerEntry
 from generations import pricing
-from generations.models import Generation, LedgerEntry, State
+from generations.models import Generation, State
 
 pytestmark = pytest.mark.django_db
 
