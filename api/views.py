@@ -118,6 +118,7 @@ def me(request):
     rows = budgets.usage(user)
     return Response(
         {
+            "id": user.pk,
             "username": user.get_username(),
             "roles": sorted(user.groups.values_list("name", flat=True)),
             "can_generate": user.has_perm(ADD),

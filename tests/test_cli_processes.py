@@ -1,0 +1,74 @@
+"""The `studio` command, as installed, against a live dashboard: gunicorn, Celery workers,
+the dispatcher and the sandbox, each a real process talking over loopback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from api.models import ApiToken
+from generations.models import Generation, State
+from tests.processes import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+STUDIO = Path(sys.executable).with_name("studio")  # the console script pyproject installs
+
+
+@pytest.fixture
+def stack(tmp_path, settings):
+    stack = Stack(tmp_path)
+    settings.MEDIA_ROOT = stack.media
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def studio(stack, token, *args, timeout=120):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
+    env.update(STUDIO_URL=stack.web_url, STUDIO_TOKEN=token)
+    return subprocess.run(
+        [str(STUDIO), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_generate_wait_out_puts_a_valid_glb_on_disk(stack, member, tmp_path):
+    stack.start()
+    stack.start_web()
+    _token, secret = ApiToken.objects.issue(member, "cli e2e")
+    folder = tmp_path / "models"
+
+    done = studio(
+        stack, secret, "generate", "a golden robot", "--option", "enable_pbr=true",
+        "--wait", "--out", str(folder),
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout, done.stderr, stack.log_text("worker0"))
+    generation = Generation.objects.get()
+    assert generation.state == State.FINISHED and generation.owner == member
+    assert generation.options["enable_pbr"] is True
+    path = folder / f"generation-{generation.pk}.glb"
+    assert done.stdout.strip() == str(path)
+    assert not list(folder.glob("*.part"))
+    scene = trimesh.load(path, file_type="glb", force="scene")
+    assert len(scene.geometry) >= 1
+    assert path.read_bytes() == Path(generation.glb_asset.file.path).read_bytes()
+    assert "100%" in done.stderr  # the progress bar reached the end
+    assert len(stack.submits()) == 1
+
+    listed = studio(stack, secret, "status")
+    assert listed.returncode == 0 and str(generation.pk) in listed.stdout
+    again = studio(stack, secret, "download", str(generation.pk), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0
+    assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_a_revoked_token_is_told_so(stack, member):
+    stack.start_web()
+    token, secret = ApiToken.objects.issue(member, "cli e2e")
+    token.revoke()
+    refused = studio(stack, secret, "status")
+    assert refused.returncode == 1
+    assert "revoked" in refused.stderr
