@@ -1,21 +1,21 @@
-"""Hand credit events to the audit log, when the project has one.
+"""Credit events (price and budget changes, ledger adjustments) for the audit log.
 
-``reviews.audit`` is built by another part of the project; until it exists,
-changes to prices and budgets and ledger adjustments are still logged here.
-It is imported at call time so that this app works with or without it.
+The log lives in the reviews app, which listens to ``credit_event``: credits imports
+nothing of it (reviews reads generations, which calls credits). Each event is also logged.
 """
 
 import logging
 
+from django.dispatch import Signal
+
 log = logging.getLogger(__name__)
+
+# Sent with ``actor``, ``action``, ``summary``, ``target`` and ``details``.
+credit_event = Signal()
 
 
 def record(actor, action, summary, target=None, details=None):
     log.info("%s by %s: %s", action, actor, summary)
-    try:
-        from reviews.audit import record as audit_record
-    except ModuleNotFoundError as exc:
-        if exc.name in ("reviews", "reviews.audit"):
-            return
-        raise  # the module exists but is broken: say so rather than lose the record
-    audit_record(actor, action, summary, target=target, details=details)
+    credit_event.send(
+        sender=record, actor=actor, action=action, summary=summary, target=target, details=details
+    )

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from .models import Generation, IllegalTransition, State
+from .signals import generation_resolved
 
 
 class ResolveForm(forms.Form):
@@ -43,14 +44,6 @@ class ResolveForm(forms.Form):
         if data.get("action") == "lost" and not data.get("note"):
             self.add_error("note", "Say why it is lost (it is kept in the record).")
         return data
-
-
-def _audit(request, action, generation, details):
-    try:
-        from reviews.audit import record
-    except ImportError:
-        return
-    record(request.user, action, f"Generation #{generation.pk}: {action}", generation, details)
 
 
 @login_required
@@ -94,6 +87,12 @@ def attention_resolve(request, pk):
     except IllegalTransition as exc:
         messages.error(request, f"Not changed: {exc}")
         return redirect("generations:attention")
-    _audit(request, f"resolve:{action}", generation, {"note": note, **form.cleaned_data})
+    generation_resolved.send(
+        sender=Generation,
+        request=request,
+        action=f"resolve:{action}",
+        generation=generation,
+        details={"note": note, **form.cleaned_data},
+    )
     messages.success(request, f"Generation #{generation.pk}: {dict(ResolveForm.ACTIONS)[action]}.")
     return redirect("generations:attention")

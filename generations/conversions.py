@@ -8,8 +8,9 @@ Two ways, chosen by format:
 - **Upstream** (FBX, USDZ): the convert tool (``POST /v1/tools/convert/``), an
   asynchronous, charged operation (10 credits) tracked on its ``Conversion``
   row like a small generation: a due time for the dispatcher, a claim per
-  step, a hold that becomes a charge, a refund if it fails upstream. The tasks
-  are ``tasks.submit_conversion`` and ``tasks.poll_conversion``.
+  step, a hold that becomes a charge, a refund if it fails upstream. Its state
+  changes are methods of ``Conversion``; the tasks ``tasks.submit_conversion``
+  and ``tasks.poll_conversion`` call them.
 
 The convert tool needs a URL it can fetch, and our storage is private. So we
 send the upstream's own result URL of the generation's model, which is
@@ -107,7 +108,7 @@ def request(generation, fmt, user):
 
 
 def convert_locally(generation, fmt, user, existing=None):
-    from .models import Asset, Conversion, State
+    from .models import Asset, Conversion, IllegalTransition, State
 
     if existing is None:
         try:
@@ -123,11 +124,10 @@ def convert_locally(generation, fmt, user, existing=None):
             # A second click while the first converts: show the first.
             return _existing(generation, fmt)
     else:
-        # Try a failed local conversion again; the conditional update is the lock.
-        won = Conversion.objects.filter(pk=existing.pk, state=State.FAILED).update(
-            state=State.INGESTING, failure_reason=""
-        )
-        if won != 1:
+        # Try a failed local conversion again; of two clicks, one does it.
+        try:
+            existing.retry_locally()
+        except IllegalTransition:
             return _existing(generation, fmt)
         conversion = existing
     try:
@@ -135,12 +135,7 @@ def convert_locally(generation, fmt, user, existing=None):
             data = export(fh.read(), fmt)
     except Exception as exc:  # noqa: BLE001 - trimesh fails in many ways; the member sees one
         log.warning("generation %s: local %s conversion failed: %r", generation.pk, fmt, exc)
-        Conversion.objects.filter(pk=conversion.pk).update(
-            state=State.FAILED,
-            failure_reason=f"The model could not be converted to {fmt.upper()}.",
-            finished_at=timezone.now(),
-        )
-        conversion.refresh_from_db()
+        conversion.mark_failed(f"The model could not be converted to {fmt.upper()}.")
         return conversion
     stored_format = STORED_FORMAT[fmt]
     path = _write_temp(data, stored_format)
@@ -155,10 +150,7 @@ def convert_locally(generation, fmt, user, existing=None):
             bytes=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
         )
-        Conversion.objects.filter(pk=conversion.pk).update(
-            state=State.FINISHED, progress=100, asset=asset, finished_at=timezone.now()
-        )
-    conversion.refresh_from_db()
+        conversion.mark_finished(asset)
     return conversion
 
 
@@ -199,8 +191,6 @@ def export(glb_bytes, fmt):
 
 def request_upstream(generation, fmt, user, now=None):
     """Queue a charged conversion through the convert tool, holding its price."""
-    from credits.models import LedgerEntry
-
     from . import pricing
     from .models import Conversion, State
 
@@ -210,14 +200,12 @@ def request_upstream(generation, fmt, user, now=None):
             f"{fmt.upper()} comes from the upstream's convert tool, which can read the model "
             "only within 24 hours of it being made. Download OBJ, STL or PLY instead."
         )
-    remaining_budget = getattr(pricing, "remaining_budget", None)
-    if remaining_budget is not None:
-        left = remaining_budget(generation.owner)
-        if left is not None and left < UPSTREAM_PRICE:
-            raise ConversionRefused(
-                f"A {fmt.upper()} conversion costs {UPSTREAM_PRICE} credits and only {left} "
-                "are left this month."
-            )
+    left = pricing.remaining_budget(generation.owner)
+    if left is not None and left < UPSTREAM_PRICE:
+        raise ConversionRefused(
+            f"A {fmt.upper()} conversion costs {UPSTREAM_PRICE} credits and only {left} "
+            "are left this month."
+        )
     from .tasks import submit_conversion
 
     try:
@@ -231,15 +219,7 @@ def request_upstream(generation, fmt, user, now=None):
                 credit_estimate=UPSTREAM_PRICE,
                 due_at=now,
             )
-            # Held at once, like a generation's estimate; a charge once accepted.
-            LedgerEntry.objects.create(
-                kind=LedgerEntry.Kind.HOLD,
-                conversion=conversion,
-                user=generation.owner,
-                amount=-UPSTREAM_PRICE,
-                provider="convert",
-                note=f"held for {fmt} conversion of generation {generation.pk}",
-            )
+            conversion.hold(f"held for {fmt} conversion of generation {generation.pk}")
             transaction.on_commit(lambda: submit_conversion.delay(conversion.pk), robust=True)
     except IntegrityError:
         return _existing(generation, fmt)

@@ -6,4 +6,4 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews, library and audit"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the role-change audit)
+        from . import signals  # noqa: F401  (connects the role-change and resolution audits)

@@ -1,8 +1,12 @@
-"""Role changes are audited wherever they happen (admin, shell, code): m2m_changed on groups."""
+"""Role changes are audited wherever they happen (admin, shell, code): m2m_changed on groups;
+and resolutions of generations that needed attention (generations.signals)."""
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
+
+from credits.audit import credit_event
+from generations.signals import generation_resolved
 
 from . import audit
 
@@ -34,3 +38,17 @@ def audit_role_change(sender, instance, action, reverse, model, pk_set, **kwargs
             target=user,
             details={"group": group.name},
         )
+
+
+@receiver(generation_resolved, dispatch_uid="reviews_audit_resolutions")
+def audit_resolution(sender, request, action, generation, details, **kwargs):
+    """An admin's resolution of a generation that needed attention, in the audit log."""
+    audit.record(
+        request.user, action, f"Generation #{generation.pk}: {action}", generation, details
+    )
+
+
+@receiver(credit_event, dispatch_uid="reviews_audit_credit_events")
+def audit_credit_event(sender, actor, action, summary, target, details, **kwargs):
+    """Price and budget changes and ledger adjustments, in the audit log."""
+    audit.record(actor, action, summary, target=target, details=details)

@@ -260,13 +260,21 @@ CELERY_TIMEZONE = "UTC"
 # of its own (by default the broker's number with its lowest bit flipped: 0 -> 1,
 # 15 -> 14), so clearing the cache never touches the broker's queues. A Redis outage
 # only slows pages: the cache answers a miss (studio_dashboard/cache.py). The embedded
-# set-up keeps it in its single web process's memory.
+# set-up without Redis keeps it in files under var/cache, which the web process and the
+# worker share: a worker's change makes the web process's fragments old at once.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
             "BACKEND": "studio_dashboard.cache.TolerantRedisCache",
             "LOCATION": env_str("CACHE_URL", redis_database(REDIS_URL, flip=True)),
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
         }
     }
 # Sessions in the database, read through the cache: a Redis flush or outage logs nobody
