@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -420,7 +421,13 @@ def dispatch(limit=200):
     heartbeat.beat("dispatcher")  # for the status page: one UPDATE per run
     now = timezone.now()
     budget = get_limiter().peek().remaining
-    sent = {"poll": 0, "submit": 0, "ingest": 0}
+    sent = {"poll": 0, "submit": 0, "ingest": 0, "wallet": 0}
+    # An overdue wallet read goes first: with a full queue the spare-budget read never
+    # finds room, and a raised rate limit would go unnoticed exactly when it matters.
+    if budget > 0 and _wallet_due(now):
+        refresh_wallet.delay(due=True)
+        sent["wallet"] = 1
+        budget -= 1
     if budget > 0:
         polls = Generation.objects.filter(state__in=POLLING_STATES, due_at__lte=now).order_by(
             "due_at"
@@ -511,11 +518,30 @@ def _time_out(provider):
     return max(timedelta(hours=1), timedelta(seconds=20 * planner.expected_duration(provider)))
 
 
+# The wallet is read at least this often, whatever the queue: its rate_limit is how we
+# learn that the key's limit was raised, its balance what reconciliation compares.
+WALLET_MAX_AGE = timedelta(minutes=10)
+# Due this long before WALLET_MAX_AGE, so a read that waits for a slot still lands in time.
+WALLET_DUE_MARGIN = timedelta(minutes=1)
+
+
+def _wallet_due(now):
+    """True when the newest wallet snapshot is nearly WALLET_MAX_AGE old (or there is
+    none); the read is then claimed for a minute, so one dispatcher run enqueues it."""
+    newest = WalletSnapshot.objects.order_by("-fetched_at").values_list("fetched_at", flat=True)
+    last = newest.first()
+    if last is not None and now - last < WALLET_MAX_AGE - WALLET_DUE_MARGIN:
+        return False
+    return cache.add("studio:wallet-read-claimed", 1, 60)
+
+
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=75)
-def refresh_wallet():
-    """Fetch the upstream wallet (lowest priority: only with spare rate budget)."""
+def refresh_wallet(due=False):
+    """Fetch the upstream wallet: every ten minutes on the beat with spare rate budget
+    only, and ``due`` (the dispatcher kept a slot for it) when the last read is nearly
+    WALLET_MAX_AGE old."""
     limiter = get_limiter()
-    if limiter.peek().remaining < 2:
+    if not due and limiter.peek().remaining < 2:
         return None
     decision = limiter.acquire()
     if not decision.allowed:

@@ -297,6 +297,7 @@ def _due_rows(member, polls, submits):
 
 def test_when_calls_are_short_polls_go_first(member, monkeypatch, settings, redis_limiter):
     settings.UPSTREAM_RATE_LIMIT_OVERRIDE = 3
+    monkeypatch.setattr(tasks, "_wallet_due", lambda now: False)  # read just now
     sent = []
     rows = _due_rows(member, 5, 5)
     monkeypatch.setattr(tasks.poll_generation, "delay", lambda pk, claim: sent.append(("poll", pk)))
