@@ -112,7 +112,9 @@ class Job:
 
     provider: str  # key for durations and prices: hunyuan_pro, trellis2, tripo, ...
     price: int
-    kind: str  # "prompt", "image", "images" or "convert": which mesh builder to use
+    # Where the scene comes from: "prompt", "image", "images" (the mesh builders), "model"
+    # (a given model), "picture" or "photo" (no scene: image endpoints).
+    kind: str = "model"
     prompt: str = ""
     images: list = field(default_factory=list)  # raw image bytes (not stored in JSON)
     mesh: dict = field(default_factory=dict)  # keyword arguments for sandbox.meshes
@@ -701,7 +703,6 @@ TEXTURE_ALIGNMENTS = ("original_image", "geometry")
 
 def validate_tencent_texture_edit(body, quirks):
     job = Job(provider="tencent_texture_edit", price=PRICES["tencent_texture_edit"]["base"])
-    job.kind = "model"
     # Reading: the FBX must be named so by its URL (the sandbox cannot sniff a URL it does
     # not fetch); a non-.fbx file_url is refused.
     job.options["source"] = {"url": _url_with_extension(body, "file_url", ("fbx",))}
@@ -763,7 +764,6 @@ TEXTURE_FORMATS = ("JPEG", "BMP", "DPX", "HDR", "OPEN_EXR", "PNG", "TARGA", "TIF
 
 def validate_tencent_topology(body, quirks):
     job = Job(provider="tencent_topology", price=PRICES["tencent_topology"]["base"])
-    job.kind = "model"
     if not present(body, "file_url"):
         raise ValidationFailed("file_url", "This field is required.")
     file_type = read_choice(body, "file_type", "GLB", ("GLB", "OBJ"))
@@ -807,7 +807,6 @@ def validate_tripo_convert_model(body, quirks):
 
 def validate_tripo_segmentation(body, quirks):
     job = Job(provider="tripo_segmentation", price=PRICES["tripo_segmentation"]["base"])
-    job.kind = "model"
     model_input(job, body, "model_url", "model")
     job.results = [ResultFile("tripo_segmentation", "glb", "3D_MODEL", role="segment")]
     return job
@@ -828,7 +827,7 @@ RENDER_ANGLES = {
 for _steps in (4, 8, 12):
     RENDER_ANGLES[f"turntable_{_steps}"] = [(i * 360 / _steps, 20) for i in range(_steps)]
 RENDER_MAX_SIDE = 1024  # Reading: larger renders are drawn at this size (software renderer)
-VIDEO_FRAMES = 24
+VIDEO_FRAMES = 12  # a 256 px software render each: a light turntable
 
 
 def validate_render(body, quirks):
@@ -913,7 +912,6 @@ def validate_bake_texture(body, quirks):
 
 def validate_calculate_volume(body, quirks):
     job = Job(provider="calculate_volume", price=PRICES["calculate_volume"]["base"])
-    job.kind = "model"
     model_input(job, body, "model_url", "model_file")
     unit = read_choice(body, "unit", "cm", UNITS)
     given = exactly_one(body, ["target_height", "target_heights"])

@@ -76,7 +76,8 @@ class Client:
             if answer["status"] == "FINISHED":
                 if not want_assets or answer["failure_reason"]:
                     return answer
-                if all(r["asset"] for r in answer["results"]):
+                # A METADATA result (calculate-volume) has no file, only its facts.
+                if all(r["asset"] or r.get("metadata") for r in answer["results"]):
                     return answer
             time.sleep(0.05)
         raise AssertionError(f"task {task_id} not final in {timeout} s")
