@@ -39,7 +39,7 @@ from .serializers import (
 ADD = "generations.add_generation"
 REVIEW = "generations.review_generation"
 RESOLVE = "generations.resolve_generation"
-VIEW_SPEND = "generations.view_spend"
+VIEW_SPEND = credits_views.VIEW_SPEND  # the spend pages' own permission
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
