@@ -38,6 +38,11 @@ class Interval:
     def drift(self):
         return self.actual - Decimal(self.expected)
 
+    @property
+    def attributed(self):
+        """The one generation a drift is tied to: the only candidate of its interval."""
+        return self.candidates[0] if self.drift and len(self.candidates) == 1 else None
+
 
 def intervals(limit=12):
     """The last ``limit`` intervals between snapshots, newest first.
@@ -72,26 +77,27 @@ def intervals(limit=12):
 
 
 def candidates(since, until, limit=50):
-    """Generations that may explain a drift between ``since`` and ``until``.
+    """Generations that may explain a drift between ``since`` and ``until``: only
+    what was charged inside the window.
 
-    Those with a charge or refund in the window, those whose submit's outcome
-    is unknown (the upstream may have charged without our knowing), and those
-    refused or failed in the window (a refund the upstream did or did not make).
+    Those our ledger charged in the window, and those whose submit in the window
+    has an unknown outcome (never marked submitted: the upstream may have charged
+    without our knowing). A generation submitted before the window cannot have
+    been charged inside it, whatever happened to it since.
     """
-    window = {"gt": since, "lte": until}
-    moved = Q(
-        ledger__kind__in=WALLET_KINDS,
-        ledger__created_at__gt=window["gt"],
-        ledger__created_at__lte=window["lte"],
+    charged = Q(
+        ledger__kind=LedgerEntry.Kind.CHARGE,
+        ledger__created_at__gt=since,
+        ledger__created_at__lte=until,
     )
     unknown = Q(
         state=State.NEEDS_ATTENTION,
-        state_changed_at__gt=window["gt"] - timedelta(minutes=5),
-        state_changed_at__lte=window["lte"],
+        submitted_at__isnull=True,
+        state_changed_at__gt=since,
+        state_changed_at__lte=until,
     )
-    failed = Q(state=State.FAILED, finished_at__gt=window["gt"], finished_at__lte=window["lte"])
     return list(
-        Generation.objects.filter(moved | unknown | failed)
+        Generation.objects.filter(charged | unknown)
         .select_related("owner")
         .distinct()
         .order_by("-id")[:limit]
