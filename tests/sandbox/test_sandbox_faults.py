@@ -382,6 +382,9 @@ def test_a_fault_plan_via_patch_merges_and_null_removes(sandbox):
         {"quirks": {"gremlins": 1}},
         {"submit_5xx_next": "3"},
         {"corrupt_asset": 1},
+        {"echo_authorization": "yes"},
+        {"echo_authorization": ["failure_reason", "headers"]},
+        {"old_status_shape": 1},
     ],
 )
 def test_a_bad_fault_plan_is_refused(sandbox, plan):
