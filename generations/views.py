@@ -346,7 +346,10 @@ def _card_context(request, generation):
     context = {
         "generation": generation,
         "eta_words": _when_words(
-            None if generation.is_final else planner.estimated_finish(generation)
+            # A stopped generation has nothing to expect: no estimate.
+            None
+            if generation.is_final or generation.state == State.NEEDS_ATTENTION
+            else planner.estimated_finish(generation)
         ),
         "queue_position": _queue_position(generation),
         "start_words": _when_words(planner.estimated_start(generation)),
