@@ -215,6 +215,10 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
 
+# Error pages and error mails mask the password of every URL-shaped value (DATABASE_URL,
+# REDIS_URL, CACHES' LOCATION...), not only the settings whose name looks secret.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "studio_dashboard.debug.URLCredentialsFilter"
+
 # --- Celery -----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
