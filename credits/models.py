@@ -11,7 +11,7 @@ models only by string, so it imports nothing of ``generations``.
 """
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -19,6 +19,19 @@ from django.utils import timezone
 class LedgerEntryQuerySet(models.QuerySet):
     def balance(self):
         return self.aggregate(total=Sum("amount"))["total"] or 0
+
+    def append_once(self, **fields):
+        """Append one entry; a second hold, charge, release or refund of the same
+        generation (or conversion) is a no-op.
+
+        The savepoint keeps a duplicate from breaking the caller's transaction; the
+        unique constraints are what make a second charge or refund impossible.
+        """
+        try:
+            with transaction.atomic():
+                self.create(**fields)
+        except IntegrityError:
+            pass
 
     def update(self, **kwargs):
         raise TypeError("Ledger entries are append-only")

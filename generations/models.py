@@ -68,6 +68,27 @@ IN_FLIGHT_STATES = (
 BOOKKEEPING_FIELDS = {"claim", "due_at", "deliveries"}
 
 
+def _move_row(row, expected, fields):
+    """UPDATE ``row`` to ``fields`` where its state is one of ``expected``, or raise.
+
+    The conditional UPDATE is the lock: of two concurrent callers exactly one sees a
+    row count of 1. The instance then holds what was written (computed values read back).
+    """
+    model = type(row)
+    if model.objects.filter(pk=row.pk, state__in=expected).update(**fields) != 1:
+        current = model.objects.filter(pk=row.pk).values_list("state", flat=True).first()
+        raise IllegalTransition(
+            f"{model._meta.model_name} {row.pk}: cannot go to {fields['state']} from {current} "
+            f"(expected one of {', '.join(expected)})"
+        )
+    computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
+    for name, value in fields.items():
+        if name not in computed:
+            setattr(row, name, value)
+    if computed:
+        row.refresh_from_db(fields=computed)
+
+
 class Mode(models.TextChoices):
     TEXT = "text", "Text"
     IMAGE = "image", "Single image"
@@ -282,26 +303,9 @@ class Generation(models.Model):
 
     # --- transitions ---------------------------------------------------------
     def _transition(self, expected, new_state, **fields):
-        """Move from one of the ``expected`` states to ``new_state``, or raise.
-
-        The conditional UPDATE is the lock: of two concurrent callers exactly
-        one sees a row count of 1.
-        """
-        now = timezone.now()
-        fields = {"state": new_state, "state_changed_at": now, **fields}
-        updated = Generation.objects.filter(pk=self.pk, state__in=expected).update(**fields)
-        if updated != 1:
-            current = Generation.objects.filter(pk=self.pk).values_list("state", flat=True).first()
-            raise IllegalTransition(
-                f"generation {self.pk}: cannot go to {new_state} from {current} "
-                f"(expected one of {', '.join(expected)})"
-            )
-        computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
-        for name, value in fields.items():
-            if name not in computed:
-                setattr(self, name, value)
-        if computed:
-            self.refresh_from_db(fields=computed)
+        """Move from one of the ``expected`` states to ``new_state``, or raise (``_move_row``)."""
+        fields = {"state": new_state, "state_changed_at": timezone.now(), **fields}
+        _move_row(self, expected, fields)
 
     def claim_for_submit(self):
         """QUEUED -> SUBMITTING. Only one delivery of the submit task gets here."""
@@ -480,23 +484,15 @@ class Generation(models.Model):
             self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, note)
 
     def _ledger(self, kind, amount, note):
-        """Append one entry for this generation; a second of the same kind is a no-op.
-
-        The savepoint keeps a duplicate from breaking the caller's transaction; the
-        unique constraint is what makes a second charge or refund impossible.
-        """
-        try:
-            with transaction.atomic():
-                LedgerEntry.objects.create(
-                    kind=kind,
-                    user_id=self.owner_id,
-                    generation=self,
-                    amount=amount,
-                    provider=self.provider,
-                    note=note[:300],
-                )
-        except IntegrityError:
-            pass
+        """Append one entry for this generation; a second of the same kind is a no-op."""
+        LedgerEntry.objects.append_once(
+            kind=kind,
+            user_id=self.owner_id,
+            generation=self,
+            amount=amount,
+            provider=self.provider,
+            note=note[:300],
+        )
 
     # --- a person resolves NEEDS_ATTENTION --------------------------------------
     @property
@@ -654,12 +650,30 @@ class Asset(models.Model):
         return f"{self.get_role_display()} of generation {self.generation_id}"
 
 
+class ConversionQuerySet(models.QuerySet):
+    def take_step(self, pk, claim, expected):
+        """The conversion whose dispatched step this delivery may do, or None.
+
+        The dispatcher sent ``claim`` with the task; swapping it for our own token
+        means that of two deliveries of one message only one does the work (without a
+        claim, a doorbell rung at once, the state alone decides). None as well when the
+        row moved on or is gone.
+        """
+        filters = {"pk": pk, "state__in": expected}
+        if claim is not None:
+            filters["claim"] = claim
+        if self.filter(**filters).update(claim=uuid.uuid4().hex) != 1:
+            return None
+        return self.select_related("generation", "generation__owner").get(pk=pk)
+
+
 class Conversion(models.Model):
     """A conversion of a generation's model to another format.
 
-    Local conversions (OBJ, STL, PLY, 3MF) are done by trimesh at once; FBX and
-    USDZ go through the upstream's convert tool, an asynchronous, charged
-    operation tracked here like a small generation (due time, claim, ledger).
+    Local conversions (OBJ, STL, PLY) are done by trimesh at once; FBX and USDZ
+    go through the upstream's convert tool, an asynchronous, charged operation
+    tracked here like a small generation (due time, claim, ledger). Every state
+    change is one method below, a conditional UPDATE as for ``Generation``.
     """
 
     class Via(models.TextChoices):
@@ -682,6 +696,8 @@ class Conversion(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ConversionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -702,6 +718,110 @@ class Conversion(models.Model):
 
     def __str__(self):
         return f"{self.output_format} of generation {self.generation_id} ({self.state})"
+
+    # --- transitions ---------------------------------------------------------
+    def _transition(self, expected, new_state, **fields):
+        """Move from one of the ``expected`` states to ``new_state``, giving up the claim
+        (the step is done), or raise IllegalTransition (``_move_row``)."""
+        _move_row(self, expected, {"state": new_state, "claim": "", **fields})
+
+    def claim_for_dispatch(self, now, lease):
+        """Hand this due step to one task: a claim token for it, or None when another
+        dispatcher took it first. The step must end within ``lease`` or is handed out again."""
+        token = uuid.uuid4().hex
+        won = Conversion.objects.filter(pk=self.pk, state=self.state, due_at=self.due_at).update(
+            claim=token, due_at=now + lease, deliveries=models.F("deliveries") + 1
+        )
+        return token if won == 1 else None
+
+    def hold(self, note):
+        """Hold the price against the budget from the moment it is asked for, like a
+        generation's estimate; it becomes a charge when the upstream accepts."""
+        self._ledger(LedgerEntry.Kind.HOLD, -self.credit_estimate, note)
+
+    def claim_for_submit(self, deadline):
+        """QUEUED -> SUBMITTING; if the worker dies, the sweep finds it after ``deadline``."""
+        self._transition([State.QUEUED], State.SUBMITTING, due_at=deadline)
+
+    def requeue_submit(self, due_at):
+        """SUBMITTING -> QUEUED when nothing reached the upstream (rate budget, connect failure)."""
+        self._transition([State.SUBMITTING], State.QUEUED, due_at=due_at)
+
+    def mark_submitted(self, task_id, first_poll_at):
+        """SUBMITTING -> PENDING, and the hold becomes a charge, in one transaction."""
+        with transaction.atomic():
+            self._transition(
+                [State.SUBMITTING],
+                State.PENDING,
+                upstream_task_id=task_id,
+                due_at=first_poll_at,
+                deliveries=0,
+            )
+            self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, "hold became a charge")
+            self._ledger(LedgerEntry.Kind.CHARGE, -self.credit_estimate, f"convert task {task_id}")
+
+    def mark_needs_attention(self, reason, expected=(State.SUBMITTING,)):
+        """-> NEEDS_ATTENTION: a person decides; never resent automatically (it may have
+        been accepted and charged). The hold stays."""
+        self._transition(list(expected), State.NEEDS_ATTENTION, failure_reason=reason, due_at=None)
+
+    def record_progress(self, upstream_status, progress, next_poll_at):
+        """Still converting upstream: keep polling at ``next_poll_at``."""
+        state = State.IN_PROGRESS if upstream_status == "IN_PROGRESS" else self.state
+        self._transition(
+            list(POLLING_STATES),
+            state,
+            progress=max(self.progress, min(99, int(progress or 0))),
+            due_at=next_poll_at,
+            deliveries=0,
+        )
+
+    def defer(self, due_at):
+        """Stay in the current state and try again at ``due_at`` (rate budget, a failed poll)."""
+        self._transition([self.state], self.state, due_at=due_at)
+
+    def mark_failed(self, reason):
+        """Any working state -> FAILED, giving the credits back in the same transaction: a
+        refund of the charge if the upstream took one, else the hold released."""
+        with transaction.atomic():
+            self._transition(
+                [State.SUBMITTING, *POLLING_STATES, State.INGESTING],
+                State.FAILED,
+                failure_reason=reason[:2000],
+                finished_at=timezone.now(),
+                due_at=None,
+            )
+            kinds = set(LedgerEntry.objects.filter(conversion=self).values_list("kind", flat=True))
+            if LedgerEntry.Kind.CHARGE in kinds:
+                self._ledger(LedgerEntry.Kind.REFUND, self.credit_estimate, reason)
+            elif LedgerEntry.Kind.HOLD in kinds:
+                self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, reason)
+
+    def retry_locally(self):
+        """FAILED -> INGESTING: a failed local conversion is tried again (local ones are free)."""
+        self._transition([State.FAILED], State.INGESTING, failure_reason="", finished_at=None)
+
+    def mark_finished(self, asset):
+        """The file is stored (a local conversion, or the upstream's result) -> FINISHED."""
+        self._transition(
+            [State.INGESTING, *POLLING_STATES],
+            State.FINISHED,
+            progress=100,
+            asset=asset,
+            finished_at=timezone.now(),
+            due_at=None,
+        )
+
+    def _ledger(self, kind, amount, note):
+        """Append one entry for this conversion; a second of the same kind is a no-op."""
+        LedgerEntry.objects.append_once(
+            kind=kind,
+            conversion=self,
+            user_id=self.generation.owner_id,
+            amount=amount,
+            provider="convert",
+            note=note[:300],
+        )
 
 
 class RateBudget(models.Model):

@@ -10,6 +10,7 @@ worker therefore cannot lose a generation: its due time passes and it is
 dispatched again.
 """
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -26,7 +27,7 @@ from credits.models import WalletSnapshot
 from ops import heartbeat
 from ops.logs import with_generation_id
 
-from . import ingest, planner, storage
+from . import ingest, planner, storage, turns
 from .catalogue import InvalidRequest
 from .models import POLLING_STATES, Alert, Asset, Generation, IllegalTransition, State
 from .ratelimit import get_limiter
@@ -109,6 +110,13 @@ def submit_generation(generation_id, claim=None):
     """Send one generation to the upstream, exactly once."""
     generation = _load(generation_id)
     if generation is None or not _swap_claim(generation_id, claim):
+        return
+    if claim is None and turns.others_waiting(generation):
+        # A doorbell while others wait for the budget: the dispatcher takes submits in
+        # fair turns, so this one joins them (due now) instead of jumping them.
+        Generation.objects.filter(pk=generation.pk, state=State.QUEUED, claim="").update(
+            due_at=timezone.now()
+        )
         return
     try:
         generation.claim_for_submit()
@@ -415,8 +423,9 @@ def dispatch(limit=200):
     """Enqueue every step that is due, spending the rate budget by priority.
 
     Priority when calls are short: polls (most overdue first: those are the
-    likeliest to be finished), then submits in arrival order. Ingest spends no
-    budget (downloads are not counted upstream).
+    likeliest to be finished), then submits in fair turns (turns.py: the member
+    with the fewest recent submits first, arrival order within a member). Ingest
+    spends no budget (downloads are not counted upstream).
     """
     heartbeat.beat("dispatcher")  # for the status page: one UPDATE per run
     now = timezone.now()
@@ -439,10 +448,7 @@ def dispatch(limit=200):
                 sent["poll"] += 1
         budget -= sent["poll"]
     if budget > 0:
-        queued = Generation.objects.filter(state=State.QUEUED, due_at__lte=now).order_by(
-            "created_at", "id"
-        )[:budget]
-        for generation in queued:
+        for generation in turns.next_submits(now, budget):
             token = _claim_step(generation, now, _lease("STEP_LEASE"))
             if token:
                 submit_generation.delay(generation.pk, token)
@@ -563,9 +569,9 @@ def refresh_wallet(due=False):
 
 
 # --- conversions through the upstream's convert tool (FBX, USDZ) -------------------------
-# The same discipline as generations (see generations/conversions.py): the row's
-# due time is the ledger of work, each step is claimed with a conditional UPDATE,
-# a submit whose outcome is unknown is never resent.
+# The same discipline as generations: the row's due time is the ledger of work, each
+# step is claimed and every state change is one method of ``Conversion`` (a conditional
+# UPDATE), and a submit whose outcome is unknown is never resent.
 
 # Longer than poll_conversion's hard time limit, which is longer than one download's
 # deadline (settings.ASSET_DOWNLOAD_DEADLINE, at most 600 s): a slow file ends by the
@@ -574,173 +580,55 @@ def refresh_wallet(due=False):
 CONVERSION_POLL_LEASE = timedelta(seconds=760)
 
 
-def _conversion_step(conversion_id, claim, expected):
-    """Take a dispatched conversion step; None when another delivery has it or it moved on."""
-    from .models import Conversion
-
-    mine = uuid.uuid4().hex
-    filters = {"pk": conversion_id, "state__in": expected}
-    if claim is not None:
-        filters["claim"] = claim
-    if Conversion.objects.filter(**filters).update(claim=mine) != 1:
-        return None
-    return Conversion.objects.select_related("generation", "generation__owner").get(
-        pk=conversion_id
-    )
-
-
-def _move_conversion(conversion, expected, new_state, **fields):
-    from .models import Conversion
-
-    return (
-        Conversion.objects.filter(pk=conversion.pk, state__in=expected).update(
-            state=new_state, claim="", **fields
-        )
-        == 1
-    )
-
-
-def _conversion_ledger(conversion, kind, amount, note):
-    """One entry of each kind per conversion (the unique constraint makes a second a no-op)."""
-    from django.db import IntegrityError
-
-    from credits.models import LedgerEntry
-
-    try:
-        with transaction.atomic():
-            LedgerEntry.objects.create(
-                kind=kind,
-                conversion=conversion,
-                user_id=conversion.generation.owner_id,
-                amount=amount,
-                provider="convert",
-                note=note[:300],
-            )
-    except IntegrityError:
-        pass
-
-
-def _fail_conversion(conversion, expected, reason, *, charged):
-    from credits.models import LedgerEntry
-
-    with transaction.atomic():
-        if _move_conversion(
-            conversion,
-            expected,
-            State.FAILED,
-            failure_reason=reason[:2000],
-            finished_at=timezone.now(),
-            due_at=None,
-        ):
-            if charged:
-                _conversion_ledger(
-                    conversion, LedgerEntry.Kind.REFUND, conversion.credit_estimate, reason
-                )
-            else:
-                _conversion_ledger(
-                    conversion, LedgerEntry.Kind.RELEASE, conversion.credit_estimate, reason
-                )
-
-
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=75, ignore_result=True)
 def submit_conversion(conversion_id, claim=None):
     """Send one conversion to the convert tool, at most once."""
-    from credits.models import LedgerEntry
-
     from . import conversions as conv
+    from .models import Conversion
 
-    conversion = _conversion_step(conversion_id, claim, [State.QUEUED])
+    conversion = Conversion.objects.take_step(conversion_id, claim, [State.QUEUED])
     if conversion is None:
         return
-    if not _move_conversion(
-        conversion,
-        [State.QUEUED],
-        State.SUBMITTING,
-        due_at=timezone.now() + _lease("STEP_LEASE"),
-    ):
-        return
     now = timezone.now()
+    try:
+        conversion.claim_for_submit(now + _lease("STEP_LEASE"))
+    except IllegalTransition:
+        return
     decision = get_limiter().acquire()
     if not decision.allowed:
-        _move_conversion(
-            conversion,
-            [State.SUBMITTING],
-            State.QUEUED,
-            due_at=now + timedelta(seconds=decision.wait),
-        )
+        conversion.requeue_submit(now + timedelta(seconds=decision.wait))
         return
     url = conv.source_url(conversion.generation, now)
     if url is None:
-        _fail_conversion(
-            conversion,
-            [State.SUBMITTING],
+        conversion.mark_failed(
             "The upstream's copy of the model has expired (24 hours after it was made), and the "
-            "convert tool cannot read our private storage. Download OBJ, STL or PLY instead.",
-            charged=False,
+            "convert tool cannot read our private storage. Download OBJ, STL or PLY instead."
         )
         return
     try:
         submitted = _counted(decision, client().convert, url, conversion.output_format)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
-        _move_conversion(
-            conversion,
-            [State.SUBMITTING],
-            State.QUEUED,
-            due_at=now + timedelta(seconds=exc.retry_after),
-        )
+        conversion.requeue_submit(now + timedelta(seconds=exc.retry_after))
     except (NotSent, Unavailable) as exc:
         if conversion.deliveries >= MAX_DELIVERIES:
-            _fail_conversion(
-                conversion,
-                [State.SUBMITTING],
-                f"The upstream could not be reached: {exc.message}",
-                charged=False,
-            )
+            conversion.mark_failed(f"The upstream could not be reached: {exc.message}")
         else:
-            _move_conversion(
-                conversion,
-                [State.SUBMITTING],
-                State.QUEUED,
-                due_at=now + timedelta(seconds=backoff(conversion.deliveries + 1)),
-            )
+            conversion.requeue_submit(now + timedelta(seconds=backoff(conversion.deliveries + 1)))
     except Rejected as exc:
-        _fail_conversion(conversion, [State.SUBMITTING], exc.message, charged=False)
+        conversion.mark_failed(exc.message)
         if exc.status == 401:
             _alert(f"The upstream refused our API key: {exc.message}")
     except Ambiguous as exc:
-        # It may have been accepted and charged: a person decides, the hold stays.
-        _move_conversion(
-            conversion,
-            [State.SUBMITTING],
-            State.NEEDS_ATTENTION,
-            failure_reason=f"The convert request's outcome is unknown: {exc.message}. "
-            "It was not resent.",
-            due_at=None,
+        conversion.mark_needs_attention(
+            f"The convert request's outcome is unknown: {exc.message}. It was not resent."
         )
         _alert(f"Conversion {conversion.pk} needs attention: submit outcome unknown.")
     else:
-        with transaction.atomic():
-            if _move_conversion(
-                conversion,
-                [State.SUBMITTING],
-                State.PENDING,
-                upstream_task_id=submitted.task_id,
-                due_at=now + timedelta(seconds=max(planner.min_interval(), 15 * _duration_scale())),
-                deliveries=0,
-            ):
-                _conversion_ledger(
-                    conversion,
-                    LedgerEntry.Kind.RELEASE,
-                    conversion.credit_estimate,
-                    "hold became a charge",
-                )
-                _conversion_ledger(
-                    conversion,
-                    LedgerEntry.Kind.CHARGE,
-                    -conversion.credit_estimate,
-                    f"convert task {submitted.task_id}",
-                )
+        conversion.mark_submitted(
+            submitted.task_id,
+            now + timedelta(seconds=max(planner.min_interval(), 15 * _duration_scale())),
+        )
 
 
 def _duration_scale():
@@ -754,58 +642,39 @@ def poll_conversion(conversion_id, claim=None):
     """Ask how a conversion is doing; store its file once it is done."""
     from .models import Asset, Conversion
 
-    conversion = _conversion_step(conversion_id, claim, list(POLLING_STATES))
+    conversion = Conversion.objects.take_step(conversion_id, claim, list(POLLING_STATES))
     if conversion is None:
         return
     now = timezone.now()
     decision = get_limiter().acquire()
     if not decision.allowed:
-        Conversion.objects.filter(pk=conversion.pk).update(
-            claim="", due_at=now + timedelta(seconds=decision.wait)
-        )
+        conversion.defer(now + timedelta(seconds=decision.wait))
         return
     retry_at = now + timedelta(seconds=max(planner.min_interval(), 5 * _duration_scale()))
     try:
         status = _counted(decision, client().status, conversion.upstream_task_id)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
-        Conversion.objects.filter(pk=conversion.pk).update(
-            claim="", due_at=now + timedelta(seconds=exc.retry_after)
-        )
+        conversion.defer(now + timedelta(seconds=exc.retry_after))
         return
     except (Rejected, NotSent, Unavailable, Ambiguous) as exc:
         log.warning("conversion %s: poll failed: %s", conversion_id, exc.message)
-        Conversion.objects.filter(pk=conversion.pk).update(claim="", due_at=retry_at)
+        conversion.defer(retry_at)
         return
     if status.status == "FAILED":
-        _fail_conversion(
-            conversion,
-            list(POLLING_STATES),
-            status.failure_reason or "The convert tool failed without a reason.",
-            charged=True,
-        )
+        conversion.mark_failed(status.failure_reason or "The convert tool failed without a reason.")
         return
     url = next((r.url for r in status.results if r.url), None)
     if status.status != "FINISHED" or url is None:
-        state = State.IN_PROGRESS if status.status == "IN_PROGRESS" else conversion.state
-        _move_conversion(
-            conversion,
-            list(POLLING_STATES),
-            state,
-            progress=max(conversion.progress, min(99, int(status.progress or 0))),
-            due_at=retry_at,
-            deliveries=0,
-        )
+        conversion.record_progress(status.status, status.progress, retry_at)
         return
     try:
         downloaded = ingest.download(url)
     except (ingest.AssetRefused, ingest.AssetExpired) as exc:
-        _fail_conversion(
-            conversion, list(POLLING_STATES), f"The converted file: {exc}", charged=True
-        )
+        conversion.mark_failed(f"The converted file: {exc}")
         return
     except ingest.AssetUnavailable:
-        Conversion.objects.filter(pk=conversion.pk).update(claim="", due_at=retry_at)
+        conversion.defer(retry_at)
         return
     fmt = conversion.output_format
     name = ingest.store(downloaded.path, conversion.generation_id, fmt)
@@ -821,15 +690,7 @@ def poll_conversion(conversion_id, claim=None):
                 "sha256": downloaded.sha256,
             },
         )
-        _move_conversion(
-            conversion,
-            list(POLLING_STATES),
-            State.FINISHED,
-            progress=100,
-            asset=asset,
-            finished_at=timezone.now(),
-            due_at=None,
-        )
+        conversion.mark_finished(asset)
 
 
 def dispatch_conversions(now, budget_left, limit=50):
@@ -839,15 +700,13 @@ def dispatch_conversions(now, budget_left, limit=50):
     # A worker that died while submitting: the upstream may have accepted and
     # charged it, so it is never resent; a person decides.
     for conversion in Conversion.objects.filter(state=State.SUBMITTING, due_at__lt=now)[:limit]:
-        if _move_conversion(
-            conversion,
-            [State.SUBMITTING],
-            State.NEEDS_ATTENTION,
-            failure_reason="The worker stopped while sending it to the convert tool; "
-            "it was not resent.",
-            due_at=None,
-        ):
-            _alert(f"Conversion {conversion.pk} needs attention: submit outcome unknown.")
+        try:
+            conversion.mark_needs_attention(
+                "The worker stopped while sending it to the convert tool; it was not resent."
+            )
+        except IllegalTransition:
+            continue  # it moved on meanwhile
+        _alert(f"Conversion {conversion.pk} needs attention: submit outcome unknown.")
     sent = 0
     steps = [
         (list(POLLING_STATES), poll_conversion, CONVERSION_POLL_LEASE),
@@ -861,19 +720,13 @@ def dispatch_conversions(now, budget_left, limit=50):
         ]
         for conversion in due:
             if conversion.deliveries >= MAX_DELIVERIES + 2:
-                _move_conversion(
-                    conversion,
-                    states,
-                    State.NEEDS_ATTENTION,
-                    failure_reason="Its work was started too often without finishing.",
-                    due_at=None,
-                )
+                with contextlib.suppress(IllegalTransition):
+                    conversion.mark_needs_attention(
+                        "Its work was started too often without finishing.", expected=states
+                    )
                 continue
-            token = uuid.uuid4().hex
-            won = Conversion.objects.filter(
-                pk=conversion.pk, state=conversion.state, due_at=conversion.due_at
-            ).update(claim=token, due_at=now + lease, deliveries=F("deliveries") + 1)
-            if won == 1:
+            token = conversion.claim_for_dispatch(now, lease)
+            if token:
                 task.delay(conversion.pk, token)
                 sent += 1
     return sent
