@@ -263,17 +263,24 @@ CELERY_TIMEZONE = "UTC"
 # With Redis (the broker) the cache is shared by every web process, in a Redis database
 # of its own (by default the broker's number with its lowest bit flipped: 0 -> 1,
 # 15 -> 14), so clearing the cache never touches the broker's queues. A Redis outage
-# only slows pages: the cache answers a miss (studio_dashboard/cache.py). The embedded
-# set-up without Redis keeps it in files under var/cache, which the web process and the
-# worker share: a worker's change makes the web process's fragments old at once.
+# only slows pages: django-redis answers a miss and logs it (IGNORE_EXCEPTIONS); it also
+# keeps one client per server, where Django's own backend builds one for every call. The
+# embedded set-up without Redis keeps the cache in files under var/cache, which the web
+# process and the worker share: a worker's change makes the web process's fragments old
+# at once.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
-            "BACKEND": "studio_dashboard.cache.TolerantRedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": env_str("CACHE_URL", redis_database(REDIS_URL, flip=True)),
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+                "IGNORE_EXCEPTIONS": True,
+            },
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     CACHES = {
         "default": {
