@@ -1,5 +1,3 @@
-import csv
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -10,7 +8,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 
-from studio_dashboard import dataversion
+from studio_dashboard import csvsafe, dataversion
 
 from . import budgets, prices, reconcile, spend
 from .forms import AdjustmentForm, BudgetForm, PriceTableForm, SpendFilterForm
@@ -57,13 +55,6 @@ def spend_review(request):
     return render(request, "credits/spend.html", context)
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for streaming csv.writer output."""
-
-    def write(self, value):
-        return value
-
-
 CSV_HEADER = [
     "id",
     "created_at",
@@ -88,7 +79,8 @@ def ledger_csv(request):
         return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
     start, end, user, provider = form.filters()
     rows = spend.ledger_rows(start, end, user=user, provider=provider)
-    writer = csv.writer(_Echo())
+    # Notes and usernames are typed by people: no cell may open as a formula.
+    writer = csvsafe.writer()
 
     def lines():
         yield writer.writerow(CSV_HEADER)
