@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_FORMATS = {"obj": "OBJ (zip with MTL and textures)", "stl": "STL", "ply": "PLY"}
 UPSTREAM_FORMATS = {"fbx": "FBX (upstream, 10 credits)", "usdz": "USDZ (upstream, 10 credits)"}
-# The convert tool's price (UPSTREAM_API.md). Not a generation, so not in the
+# The convert tool's price, as the upstream publishes it. Not a generation, so not in the
 # catalogue's price table.
 UPSTREAM_PRICE = 10
 CONVERT_ENDPOINT = "/v1/tools/convert/"

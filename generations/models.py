@@ -154,7 +154,7 @@ class GenerationQuerySet(models.QuerySet):
                 )
                 # The budget check and the hold in one transaction: reserve()
                 # locks the budget rows until commit, so concurrent submits
-                # cannot both fit the last credits (RELIABILITY 17).
+                # cannot both fit the last credits.
                 from credits.budgets import reserve
 
                 reserve(owner, provider, total)

@@ -472,7 +472,7 @@ def sweep():
     """Recover what no doorbell will ring for. Safe to run twice at once.
 
     The database picks the rows to act on, so a sweep over 10k healthy rows in
-    flight reads none of them (RELIABILITY.md 16). Each picked row still moves
+    flight reads none of them. Each picked row still moves
     through its model transition, a conditional UPDATE: of two sweeps running
     at once exactly one moves it, and the other skips it.
     """

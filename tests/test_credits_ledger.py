@@ -1,5 +1,5 @@
 """The ledger: append-only in the database itself, rollups equal to sums, invariants
-under random sequences of the real transitions (RELIABILITY 18, 19)."""
+under random sequences of the real transitions."""
 
 import uuid
 from collections import Counter, defaultdict

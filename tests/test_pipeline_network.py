@@ -1,4 +1,4 @@
-"""Network faults that only show with real sockets (RELIABILITY.md 14): a connect that is
+"""Network faults that only show with real sockets: a connect that is
 never answered and a result file that drips in slower than its deadline.
 
 Everything stays on loopback. The black hole is a listening socket whose accept
