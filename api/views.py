@@ -95,7 +95,7 @@ def _get_generation(request, pk, act=False):
 
 def _detail(request, generation, status_code=status.HTTP_200_OK, headers=None):
     generation.queue_position = turns.queue_position(generation)
-    generation.estimated_start = turns.estimated_start(generation)
+    generation.estimated_start = planner.estimated_start(generation)
     generation.estimated_finish = (
         None if generation.is_final else planner.estimated_finish(generation)
     )

@@ -158,17 +158,18 @@ def _remaining(generation, progress, now, profile):
 
 
 def estimated_start(generation, now=None):
-    """When a queued generation should be sent: after the submits ahead of it and
-    about one poll for each generation in flight, at the rate budget's pace."""
-    from . import ratelimit
+    """When a queued generation should be sent: after the submits ahead of it in fair
+    turns (turns.py) and about one poll for each generation in flight, at the rate
+    budget's pace."""
+    from . import ratelimit, turns
     from .models import POLLING_STATES, Generation, State
 
     now = now or timezone.now()
     if generation.state != State.QUEUED:
         return None
-    ahead = Generation.objects.filter(state=State.QUEUED, created_at__lt=generation.created_at)
+    ahead = turns.queue_position(generation, now) - 1
     polls = Generation.objects.filter(state__in=POLLING_STATES)
-    calls = ahead.count() + polls.count()
+    calls = ahead + polls.count()
     limit = ratelimit.effective_limit()
     # Calls beyond the free slots of this window wait for later windows.
     wait = max(0, calls + 1 - limit) / limit * ratelimit.window()
