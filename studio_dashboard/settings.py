@@ -65,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Cache-Control: private on signed-in answers and downloads (a shared proxy keeps none).
+    "studio_dashboard.middleware.PrivateCacheMiddleware",
     # Names the person acting in audit entries written by signals (role changes).
     "reviews.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
