@@ -277,6 +277,9 @@ class Generation(models.Model):
             # The newest state change: one index probe that tells the navigation's cached
             # awaiting-review count that a generation finished (reviews.context_processors).
             models.Index(fields=["state_changed_at"], name="generation_state_changed_idx"),
+            # The spend review's finished and failed generations in a date range
+            # (credits.spend); made by credits 0002 and taken over by migration 0010.
+            models.Index(fields=["state", "finished_at"], name="generation_final_idx"),
         ]
 
     def __str__(self):

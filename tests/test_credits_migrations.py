@@ -177,3 +177,22 @@ def test_no_trigger_sits_on_a_table_of_another_app(db):
         (name, table) for name, table in triggers if not name.startswith(f"{owner.get(table)}_")
     ]
     assert strangers == []
+
+
+def test_no_index_named_for_one_app_sits_on_a_table_of_another(db):
+    from django.apps import apps
+
+    owner = {model._meta.db_table: model._meta.app_label for model in apps.get_models()}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = 'public'")
+        indexes = cursor.fetchall()
+    assert ("generation_final_idx", "generations_generation") in indexes
+    strangers = [
+        (name, table)
+        for name, table in indexes
+        # Names Django or PostgreSQL made from the table's own name are not an app's.
+        if name.split("_")[0] in {"credits", "reviews", "generations"}
+        and table in owner
+        and not name.startswith((f"{owner[table]}_", f"{table}_"))
+    ]
+    assert strangers == []
