@@ -9,20 +9,20 @@ OLD, NEW = "credits_generation_final_idx", "generation_final_idx"
 COLUMNS = "generations_generation (state, finished_at)"
 
 
-def take_over(apps, schema_editor):
+def _rename(schema_editor, old, new):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER INDEX IF EXISTS {OLD} RENAME TO {NEW}")
+        schema_editor.execute(f"ALTER INDEX IF EXISTS {old} RENAME TO {new}")
     else:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {OLD}")
-    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {NEW} ON {COLUMNS}")
+        schema_editor.execute(f"DROP INDEX IF EXISTS {old}")
+    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {new} ON {COLUMNS}")
+
+
+def take_over(apps, schema_editor):
+    _rename(schema_editor, OLD, NEW)
 
 
 def give_back(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER INDEX IF EXISTS {NEW} RENAME TO {OLD}")
-    else:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {NEW}")
-    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {OLD} ON {COLUMNS}")
+    _rename(schema_editor, NEW, OLD)
 
 
 class Migration(migrations.Migration):
