@@ -4,8 +4,8 @@ the ledger; once sent, the upstream has no cancel and the answer says so."""
 import pytest
 
 from credits.budgets import remaining
-from credits.models import Budget
-from generations.models import CancelRefused, Generation, LedgerEntry, State
+from credits.models import Budget, LedgerEntry
+from generations.models import CancelRefused, Generation, State
 from tests.api_support import *  # noqa: F403 (its fixtures)
 from tests.api_support import token_client
 from tests.conftest import at_once, ensure_roles, make_user

@@ -7,8 +7,8 @@ import base64
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from credits.models import Budget
-from generations.models import Generation, LedgerEntry, State
+from credits.models import Budget, LedgerEntry
+from generations.models import Generation, State
 from tests.api_support import *  # noqa: F403 (its fixtures)
 from tests.api_support import png, token_client
 from tests.conftest import at_once, ensure_roles, make_user, rapid_generation

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from generations.models import LedgerEntry
+from credits.models import LedgerEntry
 from reviews.models import Review
 from tests.api_support import *  # noqa: F403 (its fixtures)
 from tests.api_support import token_client

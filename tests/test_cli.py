@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from api.models import ApiToken
-from generations.models import Generation, LedgerEntry, State
+from credits.models import LedgerEntry
+from generations.models import Generation, State
 from studio_cli.cli import main
 from tests.api_support import *  # noqa: F403 (its fixtures)
 

@@ -47,3 +47,19 @@ def test_the_ledger_lives_in_credits():
         for node in ast.parse((ROOT / "generations/models.py").read_text()).body
         if isinstance(node, ast.ClassDef)
     }
+
+
+def test_nothing_imports_the_ledger_from_generations():
+    skip = {".venv", "node_modules", "migrations"}
+    sources = [
+        path
+        for path in ROOT.rglob("*.py")
+        if not skip & set(path.relative_to(ROOT).parts) and path.name != "models.py"
+    ]
+    wrong = [
+        str(path.relative_to(ROOT))
+        for path in sources
+        if {"generations.models.LedgerEntry", "generations.models.WalletSnapshot"}
+        & imported(path.relative_to(ROOT))
+    ]
+    assert wrong == []
