@@ -109,6 +109,77 @@ PRICES = [
     (tripo("multi", "p1"), {"images": TWO, "texture_quality": "detailed"}, 120),
     # Convert: 10
     ("/v1/tools/convert/", {"model_url": "https://e.com/a.glb", "output_format": "fbx"}, 10),
+    # Images: per image, times num_images; edit as generate
+    ("/v1/images/gemini/3/pro/generate/", {"prompt": "a", "resolution": "2K"}, 50),
+    ("/v1/images/gemini/3/pro/edit/", {"prompt": "a", "images": [JPEG], "resolution": "4K"}, 80),
+    ("/v1/images/gemini/3/pro/generate/", {"prompt": "a", "num_images": 4}, 200),
+    ("/v1/images/gemini/3.1/flash/generate/", {"prompt": "a", "resolution": "512px"}, 10),
+    ("/v1/images/gemini/3.1/flash/generate/", {"prompt": "a"}, 15),
+    (
+        "/v1/images/gemini/3.1/flash/edit/",
+        {"prompt": "a", "images": [JPEG], "resolution": "2K"},
+        20,
+    ),
+    (
+        "/v1/images/gemini/3.1/flash/generate/",
+        {"prompt": "a", "resolution": "4K", "num_images": 2},
+        50,
+    ),
+    ("/v1/images/gemini/2.5/flash/generate/", {"prompt": "a", "num_images": 3}, 15),
+    ("/v1/images/seedream/v5/lite/generate/", {"prompt": "a", "num_images": 6}, 60),
+    ("/v1/images/seedream/v5/lite/edit/", {"prompt": "a", "image_urls": [JPEG]}, 10),
+    # Texturing and remeshing
+    ("/v1/3d-models/tencent/texture-edit/", {"file_url": "https://e.com/a.fbx", "prompt": "a"}, 80),
+    ("/v1/3d-models/tripo/texture-model/", {"model_url": "https://e.com/a.glb"}, 20),
+    (
+        "/v1/3d-models/tripo/texture-model/",
+        {
+            "model_url": "https://e.com/a.glb",
+            "texture_quality": "detailed",
+            "style_image_url": "https://e.com/s.jpg",
+        },
+        50,
+    ),
+    ("/v1/3d-models/tencent/topology/", {"file_url": "https://e.com/a.glb"}, 100),
+    (
+        "/v1/3d-models/tripo/convert-model/",
+        {"model_url": "https://e.com/a.glb", "format": "FBX"},
+        10,
+    ),
+    (
+        "/v1/3d-models/tripo/convert-model/",
+        {"model_url": "https://e.com/a.glb", "format": "OBJ", "quad": True, "pack_uv": True},
+        20,
+    ),
+    ("/v1/3d-models/tripo/mesh-segmentation/", {"model_url": "https://e.com/a.glb"}, 80),
+    # Tools
+    ("/v1/tools/render/", {"model_url": "https://e.com/a.glb"}, 5),
+    ("/v1/tools/render/", {"model_url": "https://e.com/a.glb", "angle": "turntable_8"}, 20),
+    ("/v1/tools/render/", {"model_url": "https://e.com/a.glb", "output_type": "video"}, 20),
+    ("/v1/tools/repair/", {"model_url": "https://e.com/a.glb"}, 60),
+    ("/v1/tools/repair/", {"model_url": "https://e.com/a.glb", "hollow": True}, 90),
+    (
+        "/v1/tools/bake-texture/",
+        {"original_url": "https://e.com/a.glb", "retopo_url": "https://e.com/b.fbx"},
+        5,
+    ),
+    (
+        "/v1/tools/calculate-volume/",
+        {"model_url": "https://e.com/a.glb", "target_heights": "1,2,3,4,5,6,7,8,9,10"},
+        20,
+    ),
+    ("/v1/tools/remove-bg/", {"image_url": "https://e.com/a.jpg", "quality": "low"}, 3),
+    ("/v1/tools/remove-bg/", {"image_url": "https://e.com/a.jpg"}, 4),
+    ("/v1/tools/remove-bg/", {"image_url": "https://e.com/a.jpg", "quality": "high"}, 5),
+    ("/v1/tools/image-enhance/", {"image_url": "https://e.com/a.jpg"}, 15),
+    ("/v1/tools/image-enhance/", {"image_url": "https://e.com/a.jpg", "remove_bg": True}, 20),
+    # Miniature flow: 300 default, 200 fast, no surcharges
+    ("/v1/flow/miniature/", {"image": JPEG, "preset": "realistic_animal"}, 300),
+    (
+        "/v1/flow/miniature/",
+        {"image": JPEG, "preset": "v4_miniature_general", "scale": "1:150", "edition": "fast"},
+        200,
+    ),
 ]
 
 
