@@ -595,3 +595,23 @@ def test_prices_of_the_tools_are_charged_at_submit(shared):
     shared.submit("/v1/tools/remove-bg/", {"image_url": "https://e.com/a.jpg", "quality": "low"})
     assert float(shared.balance()) == before - 3
     assert requests.get(shared.url + "/v1/tools/remove-bg/", timeout=5).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("word", "pbr"),
+    [("true", True), ("True", True), ("TRUE", True), ("on", True), ("Y", True), (1, True)]
+    + [("false", False), ("Off", False), ("NO", False), ("f", False), ("0", False), (0, False)],
+)
+def test_booleans_read_drf_words_in_every_case_it_knows(shared, word, pbr):
+    task_id = shared.submit(
+        "/v1/3d-models/tencent/generate/rapid/", {"prompt": "a", "enable_pbr": word}
+    )
+    assert charged(shared, task_id) == (55 if pbr else 35)
+
+
+def test_a_numeric_string_is_an_integer_everywhere(shared):
+    body = {"prompt": "a", "num_images": "2", "resolution": "4K"}
+    task_id = shared.submit("/v1/images/gemini/3/pro/generate/", body)
+    assert charged(shared, task_id) == 160
+    float_text = {"prompt": "a", "num_images": "2.0"}
+    assert shared.post("/v1/images/gemini/2.5/flash/generate/", float_text).status_code == 200
