@@ -16,6 +16,13 @@ Durations, the rate window and poll intervals are all multiplied by the time
 scale (a 60 s window becomes 6 s at 0.1), so the figures compare as at full scale;
 only our own processing time (download, checks, conversion) is not scaled.
 
+The ``fairness`` run (issue 17's fair turns): member A queues a ``--batch``-item
+batch, then, half a rate window later, member B queues one generation; it prints
+how many rate windows B's generation waited for its submit (target: at most two),
+with calls per generation and makespan for the whole (targets as above):
+
+    ... tests/bench/bench_pipeline.py --modes fairness --batch 60 --rate 3 --time-scale 0.1
+
 The clock starts once every worker and the dispatcher are up (a deployment's
 processes are running before members arrive): process start-up is neither
 scaled nor part of the pipeline. ``--detail`` prints each generation's timeline.
@@ -93,8 +100,9 @@ def _up(since, workers):
 def run(mode, args, owner, image):
     scale = args.time_scale
     window = 60 * scale
+    fairness = mode == "fairness"
     env = {
-        "PLANNER_MODE": mode.removesuffix("-solo"),
+        "PLANNER_MODE": "adaptive" if fairness else mode.removesuffix("-solo"),
         "FIXED_POLL_INTERVAL": str(10 * scale),
         "UPSTREAM_RATE_WINDOW": str(window),
         "UPSTREAM_RATE_LIMIT": str(args.rate),
@@ -138,6 +146,12 @@ def run(mode, args, owner, image):
                 # previous generation's polls still take slots in the window.
                 time.sleep(args.solo_gap * window)
             generations.append(queue_mixed(owner, i, image))
+        teammate = None
+        if fairness:  # a teammate's one generation, queued behind the batch
+            time.sleep(window / 2)
+            other, _ = get_user_model().objects.get_or_create(username="bench-teammate")
+            teammate = queue_mixed(other, 0, image)
+            generations.append(teammate)
 
         def all_done():
             return all(
@@ -164,7 +178,7 @@ def run(mode, args, owner, image):
     last_visible = max(g.finished_at or g.state_changed_at for g in rows).timestamp()
     makespan = last_visible - started
     longest = max(t["finishes_at"] - t["created_at"] for t in tasks)
-    bound = max(2 * args.n / args.rate * window, longest)
+    bound = max(2 * len(rows) / args.rate * window, longest)
     if mode.endswith("-solo"):  # sequential by design: the bound is the sum of the jobs
         bound = sum(t["finishes_at"] - t["created_at"] for t in tasks)
     detected, visible = [], []
@@ -189,6 +203,16 @@ def run(mode, args, owner, image):
             else values[0]
         )
 
+    if teammate is not None:
+        teammate.refresh_from_db()
+        waited = (teammate.submitted_at - teammate.created_at).total_seconds()
+        last_batch_submit = max(g.submitted_at for g in rows if g.pk != teammate.pk)
+        print(
+            f"  fairness: the teammate's generation was submitted {waited / window:.2f} rate "
+            f"windows after it was queued (target: at most 2); the batch's last submit came "
+            f"{(last_batch_submit - teammate.submitted_at).total_seconds() / window:.1f} "
+            f"windows after it"
+        )
     return {
         "mode": mode,
         "finished": f"{len(finished)}/{len(rows)}",
@@ -212,8 +236,10 @@ def main():
     parser.add_argument(
         "--modes",
         default="adaptive,fixed,adaptive-solo,fixed-solo",
-        help="adaptive/fixed with all N queued at once (saturated); *-solo one at a time",
+        help="adaptive/fixed with all N queued at once (saturated); *-solo one at a time; "
+        "fairness: a --batch-item batch, then a teammate's one generation",
     )
+    parser.add_argument("--batch", type=int, default=60, help="the fairness run's batch")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--solo", type=int, default=8, help="generations in the *-solo runs")
     parser.add_argument(
@@ -229,10 +255,11 @@ def main():
     image = reference_image()
     results = []
     for mode in args.modes.split(","):
-        n = args.n if not mode.endswith("-solo") else args.solo
+        n = {"fairness": args.batch}.get(mode, args.solo if mode.endswith("-solo") else args.n)
         results.append(run(mode, argparse.Namespace(**{**vars(args), "n": n}), owner, image))
     print(
-        f"\nN={args.n} R={args.rate}/window window={60 * args.time_scale:g}s "
+        f"\nN={args.n}{f' batch={args.batch}+1' if 'fairness' in args.modes else ''} "
+        f"R={args.rate}/window window={60 * args.time_scale:g}s "
         f"time scale={args.time_scale:g} (all times below in scaled seconds)"
     )
     header = ["mode", "finished", "calls/gen", "429s", "makespan", "bound", "ratio",
