@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so request latencies (Prometheus, /metrics) include every other middleware.
     "ops.metrics.RequestLatencyMiddleware",
+    # Before anything reads a body (CsrfViewMiddleware parses it in its process_view).
+    "studio_dashboard.middleware.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -328,6 +330,39 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
 }
+
+# --- Request bodies ---------------------------------------------------------------
+# Django reads a body whole (CSRF parses it before any login check; files are spooled to
+# disk) and has no cap of its own on files. studio_dashboard.middleware.BodyLimitMiddleware
+# answers 413 from the Content-Length alone, before anything reads a byte.
+# A reference image may be up to this many bytes (generations/images.py).
+REFERENCE_IMAGE_MAX_UPLOAD_BYTES = env_int(
+    "REFERENCE_IMAGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024
+)
+# Every request but the few below: a form's fields are at most DATA_UPLOAD_MAX_MEMORY_SIZE;
+# the rest is room for multipart framing.
+REQUEST_MAX_BODY_BYTES = env_int(
+    "REQUEST_MAX_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE + 512 * 1024, minimum=1024
+)
+# The views that take reference images (URL names), and only for someone signed in (a
+# session or an API token): an anonymous POST would otherwise be read in full for CSRF.
+REQUEST_UPLOAD_VIEWS = [
+    "generations:new",
+    "generations:poster",
+    "api:generations",
+    "api:regenerate",
+]
+# Their cap comes from the largest legitimate request: every view slot filled (Hunyuan Pro
+# 3.1 takes 8) with an image at the limit, as multipart files, or as base64 in JSON (4/3
+# larger, but at most API_MAX_JSON_BYTES); plus DATA_UPLOAD_MAX_MEMORY_SIZE for the fields.
+# By default 8 x 20 MB + 2 MB = 162 MB.
+_all_images = DATA_UPLOAD_MAX_NUMBER_FILES * REFERENCE_IMAGE_MAX_UPLOAD_BYTES
+_all_images_base64 = min(API_MAX_JSON_BYTES, -(-_all_images * 4 // 3))
+REQUEST_MAX_UPLOAD_BYTES = env_int(
+    "REQUEST_MAX_UPLOAD_BYTES",
+    max(_all_images, _all_images_base64) + DATA_UPLOAD_MAX_MEMORY_SIZE,
+    minimum=REQUEST_MAX_BODY_BYTES,
+)
 
 # --- The upstream -------------------------------------------------------------
 STUDIO_API_KEY = env_secret("STUDIO_API_KEY")
