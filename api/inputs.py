@@ -1,10 +1,7 @@
 """Request bodies into the pages' own forms, so the API validates exactly as they do.
 
-A JSON body (base64 images) or a multipart one becomes the data and files of a
-``GenerationForm`` for the provider, mode and edition asked for. Unlike the page's
-selection, which falls back to a default on an unknown value so a stale link still
-opens, the API refuses an unknown provider, mode or edition, and an option the
-combination does not offer, each with a message on its field.
+A JSON body (base64 images) or a multipart one becomes the fields, options and uploads
+that ``generations.rows`` checks with the new-generation form.
 """
 
 import base64
@@ -12,25 +9,16 @@ import binascii
 import uuid
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils.datastructures import MultiValueDict
 
-from generations.catalogue import PROVIDERS
-from generations.forms import CostForm, GenerationForm
+from generations.forms import CostForm
 from generations.models import Mode
+from generations.rows import Invalid, combination, form_data, form_errors, valid_form
 
 # Idempotency keys become form tokens: one generation per key and user, as the form's
 # token makes one per form. The user is part of the name, so two people's keys never meet.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d3c52-1f57-4d8e-9a51-7b2f0c4e2a10")
 MAX_IDEMPOTENCY_KEY = 200
 BODY_FIELDS = {"provider", "mode", "edition", "prompt", "options", "images"}
-
-
-class Invalid(Exception):
-    """Field-level messages: ``{"field": ["message", ...]}``."""
-
-    def __init__(self, errors):
-        super().__init__(errors)
-        self.errors = errors
 
 
 def form_token(user, key):
@@ -103,97 +91,24 @@ def _decode_images(images, spec, mode, edition):
     return uploads
 
 
-def _combination(fields, source=None):
-    """(spec, mode, edition) asked for, with the source generation's as defaults."""
-    provider = fields.get("provider") or (source.provider if source else "")
-    if not provider:
-        raise Invalid({"provider": ["This field is required."]})
-    spec = PROVIDERS.get(provider)
-    if spec is None:
-        raise Invalid({"provider": [f"Unknown provider; use one of {', '.join(PROVIDERS)}."]})
-    same = source is not None and source.provider == provider
-    mode = fields.get("mode") or (source.mode if same else spec.modes[0])
-    if mode not in spec.modes:
-        raise Invalid({"mode": [f"{spec.label} takes {', '.join(spec.modes)} input."]})
-    edition = fields.get("edition")
-    if edition is None:
-        edition = source.edition if same else ""
-    edition = edition or spec.default_edition or ""
-    if spec.editions and edition not in spec.editions:
-        raise Invalid({"edition": [f"{spec.label} editions: {', '.join(spec.editions)}."]})
-    if not spec.editions and edition:
-        raise Invalid({"edition": [f"{spec.label} has no editions."]})
-    return spec, mode, edition
-
-
-def _form_data(spec, mode, edition, fields, options, token, source=None):
-    """The form's data: the options asked for over the source's, over the catalogue's
-    defaults (an absent checkbox would otherwise read as "off")."""
-    offered = {opt.name: opt for opt in spec.options_for(mode, edition)}
-    unknown = sorted(set(options) - set(offered))
-    if unknown:
-        where = f"{spec.display(edition)} with {mode} input"
-        raise Invalid({f"options.{name}": [f"Not an option of {where}."] for name in unknown})
-    values = {name: opt.default for name, opt in offered.items() if opt.default is not None}
-    if source is not None and source.provider == spec.key and source.mode == mode:
-        values.update({k: v for k, v in (source.options or {}).items() if k in offered})
-    values.update(options)
-    data = {"form_token": str(token), "provider": spec.key, "mode": mode, "edition": edition}
-    prompt = fields.get("prompt")
-    if prompt is None and source is not None:
-        prompt = source.prompt
-    data["prompt"] = prompt or ""
-    for name, value in values.items():
-        data[name] = "" if value is None else value
-    return data
-
-
-def _errors(form, option_names):
-    """The form's errors keyed as the API's fields are."""
-    errors = {}
-    for field, messages in form.errors.items():
-        if field == "__all__":
-            key = "non_field_errors"
-        elif field in option_names:
-            key = f"options.{field}"
-        elif field == "image":
-            key = "images.image"
-        elif field.startswith("view_"):
-            key = f"images.{field[5:]}"
-        else:
-            key = field
-        errors[key] = list(messages)
-    return errors
-
-
 def generation_form(request, token, source=None):
     """A bound, valid ``GenerationForm`` for the body; raises ``Invalid`` otherwise."""
     fields, options, uploads, images = _body(request)
-    spec, mode, edition = _combination(fields, source)
+    spec, mode, edition = combination(fields, source)
     if images is not None:
         uploads = _decode_images(images, spec, mode, edition)
-    data = _form_data(spec, mode, edition, fields, options, token, source)
-    form = GenerationForm(
-        data,
-        MultiValueDict({k: [v] for k, v in uploads.items()}),
-        spec=spec,
-        mode=mode,
-        edition=edition,
-        source=source,
-    )
-    if not form.is_valid():
-        raise Invalid(_errors(form, form.option_names))
-    return form
+    data = form_data(spec, mode, edition, fields, options, token, source)
+    return valid_form(spec, mode, edition, data, uploads, source)
 
 
 def cost_form(request):
     """A bound ``CostForm`` (tolerant, images aside) and its errors, for the estimate."""
     fields, options, _uploads, _images = _body(request)
-    spec, mode, edition = _combination(fields)
-    data = _form_data(spec, mode, edition, fields, options, uuid.uuid4())
+    spec, mode, edition = combination(fields)
+    data = form_data(spec, mode, edition, fields, options, uuid.uuid4())
     form = CostForm(data, spec=spec, mode=mode, edition=edition)
     form.is_valid()
-    errors = _errors(form, form.option_names)
+    errors = form_errors(form, form.option_names)
     # The estimate is asked before the prompt is written: a missing one is no error here.
     errors.pop("prompt", None)
     return form, errors

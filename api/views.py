@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from credits import budgets, spend
 from credits import views as credits_views
 from credits.forms import SpendFilterForm
-from generations import planner, pricing, storage, turns
+from generations import planner, pricing, rows, storage, turns
 from generations.forms import HistoryFilterForm
 from generations.models import Asset, BudgetExceeded, CancelRefused, Generation, State
 from reviews.forms import DecisionForm, QueueFilterForm
@@ -220,16 +220,7 @@ def _create(request, source=None):
         return _detail(request, first, status.HTTP_201_CREATED, {"Idempotent-Replayed": "true"})
     form = inputs.generation_form(request, token, source)
     try:
-        generation = Generation.objects.create_queued(
-            owner=request.user,
-            provider=form.spec.key,
-            mode=form.mode,
-            edition=form.edition,
-            prompt=form.cleaned_data.get("prompt", ""),
-            options=form.options(),
-            form_token=token,
-            images=form.clean_images,
-        )
+        generation = rows.queue(request.user, form, token)
     except BudgetExceeded as exc:
         return _budget_refused(request, form.spec.key, exc)
     if generation is None:  # cannot happen: the token names the user

@@ -856,3 +856,70 @@ class Alert(models.Model):
 
     def __str__(self):
         return self.message[:80]
+
+
+# --- batches -------------------------------------------------------------------------------
+class Batch(models.Model):
+    """Many generations asked for at once: a CSV (one row each) or many images (one each).
+
+    A draft keeps the rows as read, with their errors and costs, until its owner submits
+    it; ``generations.batches.submit`` then queues every row or none.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Submitted"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # The CSV's records as read ([] for a batch of images: a row per image), and the
+    # choices of the upload form: the provider, edition and options of rows without them.
+    records = models.JSONField(default=list, blank=True)
+    choices = models.JSONField(default=dict, blank=True)
+    # [{"row", "prompt", "image", "provider", "mode", "edition", "options", "errors",
+    #   "cost"}, ...] as the preview shows them.
+    rows = models.JSONField(default=list, blank=True)
+    # Makes each row's form token, so a batch can never queue a row twice.
+    token = models.UUIDField(default=uuid.uuid4, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"batch {self.pk} ({self.name})"
+
+
+class BatchImage(models.Model):
+    """An image uploaded with a batch, found by its file name from a CSV row."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="images")
+    name = models.CharField(max_length=200)
+    file = models.FileField(upload_to="batches/", max_length=300)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "name"], name="batch_image_one_per_name")
+        ]
+
+    def __str__(self):
+        return f"{self.name} of batch {self.batch_id}"
+
+
+class BatchItem(models.Model):
+    """The generation a submitted batch's row became."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    row = models.PositiveIntegerField()
+    generation = models.OneToOneField(Generation, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["row"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "row"], name="batch_item_one_per_row")
+        ]
+
+    def __str__(self):
+        return f"row {self.row} of batch {self.batch_id}"

@@ -157,31 +157,34 @@ def _remaining(generation, progress, now, profile):
     return left if left > 0 else None
 
 
-def estimated_start(generation, now=None):
+def estimated_start(generation, now=None, position=None, polling=None):
     """When a queued generation should be sent: after the submits ahead of it in fair
     turns (turns.py) and about one poll for each generation in flight, at the rate
-    budget's pace."""
+    budget's pace. A page estimating many at once passes each one's queue ``position``
+    and the number ``polling``, read once."""
     from . import ratelimit, turns
     from .models import POLLING_STATES, Generation, State
 
     now = now or timezone.now()
     if generation.state != State.QUEUED:
         return None
-    ahead = turns.queue_position(generation, now) - 1
-    polls = Generation.objects.filter(state__in=POLLING_STATES)
-    calls = ahead + polls.count()
+    ahead = (position or turns.queue_position(generation, now)) - 1
+    if polling is None:
+        polling = Generation.objects.filter(state__in=POLLING_STATES).count()
+    calls = ahead + polling
     limit = ratelimit.effective_limit()
     # Calls beyond the free slots of this window wait for later windows.
     wait = max(0, calls + 1 - limit) / limit * ratelimit.window()
     return now + timedelta(seconds=wait)
 
 
-def estimated_finish(generation, now=None):
-    """When we expect to show the result (the member's ETA)."""
+def estimated_finish(generation, now=None, **place):
+    """When we expect to show the result (the member's ETA); ``place`` as for
+    ``estimated_start``."""
     now = now or timezone.now()
     profile = duration_profile(generation.provider)
     if generation.submitted_at:
         remaining = _remaining(generation, generation.progress, now, profile)
         return now + timedelta(seconds=remaining or min_interval())
-    start = estimated_start(generation, now) or now
+    start = estimated_start(generation, now, **place) or now
     return start + timedelta(seconds=profile.p50)

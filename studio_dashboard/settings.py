@@ -351,6 +351,10 @@ REQUEST_UPLOAD_VIEWS = [
     "generations:poster",
     "api:generations",
     "api:regenerate",
+    # A batch's CSV and images (generations/batches.py), DATA_UPLOAD_MAX_NUMBER_FILES files
+    # a request at most: the page's script sends a larger choice in several.
+    "batches:new",
+    "batches:detail",
 ]
 # Their cap comes from the largest legitimate request: every view slot filled (Hunyuan Pro
 # 3.1 takes 8) with an image at the limit, as multipart files, or as base64 in JSON (4/3

@@ -14,5 +14,6 @@ urlpatterns = [
     path("library/", include("reviews.library_urls")),
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
+    path("batches/", include("generations.batch_urls")),
     path("", include("ops.urls")),
 ]
