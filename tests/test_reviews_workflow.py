@@ -183,7 +183,7 @@ def test_batch_approval_refuses_items_no_longer_awaiting(client, member, reviewe
 
 def _library(client, **params):
     response = client.get(reverse("library:index"), params)
-    return [row.generation_id for row in response.context["rows"]]
+    return [row.generation_id for row in response.context["results"]["rows"]]
 
 
 def test_the_library_holds_the_latest_approved_version_of_each_asset(
