@@ -119,6 +119,21 @@ class WalletSnapshot(models.Model):
     rate_limit = models.PositiveIntegerField(null=True, blank=True)
     fetched_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    class Bracket(models.TextChoices):
+        BEFORE = "before", "Just before a submit"
+        AFTER = "after", "Just after a submit"
+
+    # Set on the two reads that bracket one submit while drift is being narrowed
+    # (DriftNarrowing); empty on the regular reads.
+    bracket = models.CharField(max_length=6, choices=Bracket.choices, blank=True)
+    bracket_generation = models.ForeignKey(
+        "generations.Generation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
     class Meta:
         db_table = "generations_walletsnapshot"  # kept from the generations app, as above
         ordering = ["-fetched_at"]
@@ -269,3 +284,79 @@ class SpendRollup(models.Model):
 
     def __str__(self):
         return f"{self.key} {self.day} {self.kind}: {self.amount}"
+
+
+class DriftAttribution(models.Model):
+    """Wallet drift tied to one generation: between ``before`` and ``after`` the wallet
+    moved by ``amount`` more than our ledger says, and the generation is the only one
+    that can explain it (the only charge in the interval, or the one submit that two
+    wallet reads bracketed while drift was being narrowed).
+
+    Informational: the ledger is never changed for it (an admin may add an adjustment).
+    """
+
+    class Method(models.TextChoices):
+        ONLY_CHARGE = "only", "the only charge between two wallet reads"
+        NARROWED = "narrowed", "wallet read just before and just after its submit"
+
+    generation = models.ForeignKey(
+        "generations.Generation", on_delete=models.PROTECT, related_name="wallet_drift"
+    )
+    # Negative: the upstream took more than our ledger charged for it.
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    before = models.ForeignKey(WalletSnapshot, on_delete=models.PROTECT, related_name="+")
+    # One interval is tied once, whoever examines it.
+    after = models.OneToOneField(
+        WalletSnapshot, on_delete=models.PROTECT, related_name="attribution"
+    )
+    method = models.CharField(max_length=10, choices=Method.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Drift {self.amount} on generation {self.generation_id}"
+
+    @property
+    def overcharge(self):
+        """Credits taken beyond its price (positive when it was charged more)."""
+        return -self.amount
+
+
+class DriftNarrowing(models.Model):
+    """The search for the generation behind a drift that its interval could not tie to
+    one (two or more candidates): while it is open, every submit goes between two
+    wallet reads, so the next drift is confined to one submit. It ends when a drift is
+    tied, or after ``reconcile.MAX_NARROWED_SUBMITS`` bracketed submits without one."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Narrowing"
+        TIED = "tied", "Tied to a generation"
+        GAVE_UP = "gave_up", "Stopped without a tie"
+
+    state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN)
+    # The drifting interval that opened it.
+    drift = models.DecimalField(max_digits=14, decimal_places=2)
+    since = models.ForeignKey(WalletSnapshot, on_delete=models.PROTECT, related_name="+")
+    until = models.ForeignKey(WalletSnapshot, on_delete=models.PROTECT, related_name="+")
+    candidates = models.PositiveIntegerField(default=0)
+    # Submits bracketed by two wallet reads so far.
+    submits = models.PositiveIntegerField(default=0)
+    attribution = models.OneToOneField(
+        DriftAttribution, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # At most one search at a time: two wallet reads finding drift at once open one.
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="open"), name="drift_one_open_narrowing"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_state_display()} (drift {self.drift})"

@@ -12,13 +12,16 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from generations.models import Generation, State
+from generations.ratelimit import effective_limit
 from generations.upstream import CODE_MESSAGES
 
-from .models import LedgerEntry, WalletSnapshot
+from .models import DriftAttribution, DriftNarrowing, LedgerEntry, WalletSnapshot
+from .spend import day_bounds
 
 WALLET_KINDS = [LedgerEntry.Kind.CHARGE, LedgerEntry.Kind.REFUND]
 
@@ -39,6 +42,14 @@ class Interval:
         return self.actual - Decimal(self.expected)
 
     @property
+    def tied(self):
+        """The drift attribution stored for this interval, if any (see ``record``)."""
+        try:
+            return self.after.attribution
+        except DriftAttribution.DoesNotExist:
+            return None
+
+    @property
     def attributed(self):
         """The one generation a drift is tied to: the only candidate of its interval."""
         return self.candidates[0] if self.drift and len(self.candidates) == 1 else None
@@ -50,7 +61,11 @@ def intervals(limit=12):
     Query count: one for the snapshots, one for every interval's expected change,
     one per drifting interval for its candidates.
     """
-    snapshots = list(WalletSnapshot.objects.order_by("-fetched_at", "-id")[: limit + 1])
+    snapshots = list(
+        WalletSnapshot.objects.select_related("attribution__generation").order_by(
+            "-fetched_at", "-id"
+        )[: limit + 1]
+    )
     snapshots.reverse()
     pairs = list(zip(snapshots, snapshots[1:], strict=False))
     if not pairs:
@@ -121,4 +136,215 @@ def insufficient_credit_failures(days=30, limit=20):
         )
         .select_related("owner")
         .order_by("-finished_at")[:limit]
+    )
+
+
+# --- narrowing: tying a drift to its generation -------------------------------------------
+
+# Bracketed submits a narrowing makes before it stops without a tie: each takes three
+# calls of the shared budget (a minute of it at the default 3 a minute).
+MAX_NARROWED_SUBMITS = 10
+# A narrowed submit's calls: the wallet read before it, the submit, the read after it.
+CALLS_PER_NARROWED_SUBMIT = 3
+
+
+def open_narrowing():
+    """The narrowing in progress, or None."""
+    return DriftNarrowing.objects.filter(state=DriftNarrowing.State.OPEN).first()
+
+
+def calls_per_submit(limit):
+    """Calls of the rate budget one submit takes now: three while drift is being narrowed
+    (``limit``, the calls a window allows, must hold them all), else one."""
+    if limit >= CALLS_PER_NARROWED_SUBMIT and open_narrowing() is not None:
+        return CALLS_PER_NARROWED_SUBMIT
+    return 1
+
+
+def record(balance, rate_limit, bracket="", generation=None, before=None):
+    """Store one wallet read and examine the interval it closes.
+
+    A read after a bracketed submit closes the bracket (``before`` is the read just
+    before that submit); any other read closes the interval since the newest read.
+    """
+    snapshot = WalletSnapshot.objects.create(
+        balance=balance, rate_limit=rate_limit, bracket=bracket, bracket_generation=generation
+    )
+    if bracket == WalletSnapshot.Bracket.AFTER and before is not None:
+        _close_bracket(before, snapshot, generation)
+    else:
+        previous = (
+            WalletSnapshot.objects.filter(
+                Q(fetched_at__lt=snapshot.fetched_at)
+                | Q(fetched_at=snapshot.fetched_at, pk__lt=snapshot.pk)
+            )
+            .order_by("-fetched_at", "-id")
+            .first()
+        )
+        if previous is not None:
+            _examine(_interval(previous, snapshot))
+    return snapshot
+
+
+def _interval(before, after):
+    expected = LedgerEntry.objects.filter(
+        kind__in=WALLET_KINDS, created_at__gt=before.fetched_at, created_at__lte=after.fetched_at
+    ).balance()
+    interval = Interval(before, after, expected, [])
+    if interval.drift:
+        interval.candidates = candidates(before.fetched_at, after.fetched_at)
+    return interval
+
+
+def _tie(interval):
+    """The generation a drifting interval is tied to, or None.
+
+    Its only candidate, and only when no other credits moved in the interval: a refund
+    (or another charge) lands in our ledger when we see it, which may be well after the
+    upstream moved the wallet, so a window that holds one cannot be read as one charge.
+    """
+    only = interval.attributed
+    if only is None:
+        return None
+    others = LedgerEntry.objects.filter(
+        kind__in=WALLET_KINDS,
+        created_at__gt=interval.before.fetched_at,
+        created_at__lte=interval.after.fetched_at,
+    ).exclude(generation=only)
+    return None if others.exists() else only
+
+
+def _attribute(interval, generation, method):
+    try:
+        with transaction.atomic():
+            return DriftAttribution.objects.create(
+                generation=generation,
+                amount=interval.drift,
+                before=interval.before,
+                after=interval.after,
+                method=method,
+            )
+    except IntegrityError:  # the interval was tied already
+        return None
+
+
+def _examine(interval):
+    """Tie a drifting interval to its generation, or open a narrowing when it has several
+    candidates (none: no submit of ours to narrow, something else moved the wallet)."""
+    if not interval.drift:
+        return
+    generation = _tie(interval)
+    if generation is not None:
+        _attribute(interval, generation, DriftAttribution.Method.ONLY_CHARGE)
+    elif interval.candidates:
+        try:
+            with transaction.atomic():
+                DriftNarrowing.objects.create(
+                    drift=interval.drift,
+                    since=interval.before,
+                    until=interval.after,
+                    candidates=len(interval.candidates),
+                )
+        except IntegrityError:
+            pass  # one is open already: it goes on
+
+
+def _close_bracket(before, after, generation):
+    """The two reads around one submit: tie their drift to it, and count the submit
+    against the open narrowing, which ends at a tie or after MAX_NARROWED_SUBMITS."""
+    interval = _interval(before, after)
+    tied = _tie(interval) if interval.drift else None
+    with transaction.atomic():
+        attribution = None
+        if tied is not None:
+            # Another generation's charge alone in the bracket: a submit that went
+            # unbracketed (sent as the narrowing opened); still the only explanation.
+            bracketed = generation is not None and tied.pk == generation.pk
+            method = (
+                DriftAttribution.Method.NARROWED
+                if bracketed
+                else DriftAttribution.Method.ONLY_CHARGE
+            )
+            attribution = _attribute(interval, tied, method)
+        narrowing = (
+            DriftNarrowing.objects.select_for_update()
+            .filter(state=DriftNarrowing.State.OPEN)
+            .first()
+        )
+        if narrowing is None:
+            return attribution
+        narrowing.submits += 1
+        if attribution is not None:
+            narrowing.state = DriftNarrowing.State.TIED
+            narrowing.attribution = attribution
+        elif narrowing.submits >= MAX_NARROWED_SUBMITS:
+            narrowing.state = DriftNarrowing.State.GAVE_UP
+        if narrowing.state != DriftNarrowing.State.OPEN:
+            narrowing.ended_at = timezone.now()
+        narrowing.save()
+    return attribution
+
+
+def attributions(limit=20):
+    """The newest drifts tied to a generation, for the wallet page."""
+    return list(
+        DriftAttribution.objects.select_related("generation__owner", "before", "after")[:limit]
+    )
+
+
+def attributed_between(start, end, user=None, provider=""):
+    """Drifts tied to a generation whose interval ended within the days [start, end]
+    (of ``user``'s generations, on ``provider``, as the spend review is filtered)."""
+    since, until = day_bounds(start, end)
+    drifts = DriftAttribution.objects.filter(
+        after__fetched_at__gte=since, after__fetched_at__lt=until
+    )
+    if user is not None:
+        drifts = drifts.filter(generation__owner=user)
+    if provider:
+        drifts = drifts.filter(generation__provider=provider)
+    return list(
+        drifts.select_related("generation__owner", "before", "after").order_by(
+            "after__fetched_at", "id"
+        )
+    )
+
+
+@dataclass
+class NarrowingCost:
+    """What narrowing costs at the key's rate limit: every submit takes three calls."""
+
+    limit: int  # calls the upstream allows a window
+    window: int  # seconds
+    calls: int = CALLS_PER_NARROWED_SUBMIT
+
+    @property
+    def possible(self):
+        return self.limit >= self.calls
+
+    @property
+    def submits(self):
+        """Submits a window while narrowing (``limit`` when it is off)."""
+        return self.limit // self.calls
+
+    @property
+    def most_calls(self):
+        return MAX_NARROWED_SUBMITS * self.calls
+
+
+def narrowing_cost(latest=None):
+    """The cost at the limit we count by (an override, else the one the wallet told us)."""
+    try:
+        limit = effective_limit()
+    except Exception:  # the limiter's store is away: the last limit the wallet named
+        limit = (latest and latest.rate_limit) or settings.UPSTREAM_RATE_LIMIT
+    return NarrowingCost(int(limit), int(settings.UPSTREAM_RATE_WINDOW))
+
+
+def last_narrowing():
+    """The newest narrowing (open or ended), with what it found."""
+    return (
+        DriftNarrowing.objects.select_related("since", "until", "attribution__generation")
+        .order_by("-started_at", "-id")
+        .first()
     )

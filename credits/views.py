@@ -51,6 +51,9 @@ def spend_review(request):
             wallet=SimpleLazyObject(
                 lambda: WalletSnapshot.objects.order_by("-fetched_at", "-id").first()
             ),
+            drift=SimpleLazyObject(
+                lambda: reconcile.attributed_between(start, end, user=user, provider=provider)
+            ),
         )
     return render(request, "credits/spend.html", context)
 
@@ -109,6 +112,10 @@ def wallet(request):
         {
             "intervals": reconcile.intervals(),
             "latest": latest,
+            "narrowing": reconcile.last_narrowing(),
+            "narrowing_cost": reconcile.narrowing_cost(latest),
+            "max_narrowed": reconcile.MAX_NARROWED_SUBMITS,
+            "attributions": reconcile.attributions(),
             "low_balance": reconcile.low_balance(latest),
             "low_balance_threshold": settings.LOW_BALANCE_WARNING,
             "refused_402": reconcile.insufficient_credit_failures(),

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from credits import reconcile
 from credits.models import WalletSnapshot
 from ops import heartbeat
 from ops.logs import with_generation_id
@@ -30,7 +31,7 @@ from ops.logs import with_generation_id
 from . import ingest, planner, storage, turns
 from .catalogue import InvalidRequest
 from .models import POLLING_STATES, Alert, Asset, Generation, IllegalTransition, State
-from .ratelimit import get_limiter
+from .ratelimit import Decision, effective_limit, get_limiter, window
 from .upstream import (
     Ambiguous,
     NotSent,
@@ -123,7 +124,9 @@ def submit_generation(generation_id, claim=None):
     except IllegalTransition:
         return  # another delivery has it, or it was canceled
     now = timezone.now()
-    decision = get_limiter().acquire()
+    # While wallet drift is being narrowed, two wallet reads bracket the submit: three
+    # calls of the shared budget, taken together (_Bracket).
+    bracket, decision = _Bracket.take()
     if not decision.allowed:
         generation.requeue_submit(now + timedelta(seconds=decision.wait))
         return
@@ -152,6 +155,8 @@ def submit_generation(generation_id, claim=None):
                 now + timedelta(seconds=delay), reason=f"could not prepare: {exc!r}"
             )
         raise
+    if bracket:
+        bracket.read_before(generation)
     try:
         submitted = _counted(decision, client().submit, endpoint, body)
     except RateLimited as exc:
@@ -182,6 +187,8 @@ def submit_generation(generation_id, claim=None):
     else:
         generation.mark_submitted(submitted.task_id, planner.first_poll_at(generation))
         log.info("generation %s submitted as upstream task %s", generation_id, submitted.task_id)
+    if bracket:
+        bracket.read_after(generation)  # after the charge is in our ledger, whatever happened
 
 
 # --- poll --------------------------------------------------------------------------
@@ -447,8 +454,10 @@ def dispatch(limit=200):
                 poll_generation.delay(generation.pk, token)
                 sent["poll"] += 1
         budget -= sent["poll"]
-    if budget > 0:
-        for generation in turns.next_submits(now, budget):
+    # A submit bracketed by two wallet reads (drift being narrowed) takes three calls.
+    per_submit = reconcile.calls_per_submit(effective_limit())
+    if budget >= per_submit:
+        for generation in turns.next_submits(now, budget // per_submit):
             token = _claim_step(generation, now, _lease("STEP_LEASE"))
             if token:
                 submit_generation.delay(generation.pk, token)
@@ -458,7 +467,7 @@ def dispatch(limit=200):
         if token:
             ingest_generation.delay(generation.pk, token)
             sent["ingest"] += 1
-    sent["conversions"] = dispatch_conversions(now, max(0, budget - sent["submit"]))
+    sent["conversions"] = dispatch_conversions(now, max(0, budget - sent["submit"] * per_submit))
     return sent
 
 
@@ -549,9 +558,21 @@ def refresh_wallet(due=False):
     limiter = get_limiter()
     if not due and limiter.peek().remaining < 2:
         return None
+    if cache.get(BRACKET_LOCK):
+        # A bracketed submit reads the wallet twice now (and learns the limit); a read
+        # between its two would split the bracket.
+        return None
     decision = limiter.acquire()
     if not decision.allowed:
         return None
+    snapshot = _read_wallet(decision)
+    return snapshot.pk if snapshot else None
+
+
+def _read_wallet(decision, **bracket):
+    """Read the wallet on the slot ``decision`` took and record it (reconcile.record,
+    which examines the interval it closes); None when the read failed."""
+    limiter = get_limiter()
     try:
         wallet = _counted(decision, client().wallet)
     except RateLimited as exc:
@@ -565,7 +586,74 @@ def refresh_wallet(due=False):
         return None
     if wallet.rate_limit:
         limiter.learn_limit(wallet.rate_limit)
-    return WalletSnapshot.objects.create(balance=wallet.balance, rate_limit=wallet.rate_limit).pk
+    return reconcile.record(wallet.balance, wallet.rate_limit, **bracket)
+
+
+# One bracket at a time: two reads confine a drift to one submit only if no other
+# bracketed submit runs between them. The lock outlives the submit task's hard time
+# limit, so a killed worker (or a submit that stopped before it was sent) frees it.
+BRACKET_LOCK = "studio:wallet-bracket"
+BRACKET_LOCK_SECONDS = 80
+BRACKET_BUSY_RETRY = 5
+
+
+class _Bracket:
+    """Two wallet reads around one submit while wallet drift is being narrowed
+    (credits/reconcile.py). Each read is a call of the shared budget like any other
+    (whether the upstream counts it is not documented), so the three calls are taken
+    together or not at all: a bracket never waits for a slot between its reads."""
+
+    def __init__(self, decisions):
+        self.before_slot, self.submit_slot, self.after_slot = decisions
+        self.before = None
+
+    @classmethod
+    def take(cls):
+        """(bracket, the submit's decision); no bracket unless drift is being narrowed.
+        A refused decision carries the wait before the submit is tried again."""
+        limiter = get_limiter()
+        limit = effective_limit()
+        calls = reconcile.calls_per_submit(limit)
+        if calls == 1:
+            return None, limiter.acquire()
+        # Until three slots are free together: about a window's share of them.
+        retry = Decision(False, calls * window() / limit, 0)
+        if not cache.add(BRACKET_LOCK, 1, BRACKET_LOCK_SECONDS):
+            return None, Decision(False, BRACKET_BUSY_RETRY, 0)  # a bracket takes a second or two
+        if limiter.peek().remaining < calls:
+            cache.delete(BRACKET_LOCK)
+            return None, retry
+        decisions = [limiter.acquire() for _ in range(calls)]
+        if not all(d.allowed for d in decisions):
+            # Another process took a slot in between; the ones taken stay counted.
+            cache.delete(BRACKET_LOCK)
+            return None, retry
+        bracket = cls(decisions)
+        return bracket, bracket.submit_slot
+
+    def read_before(self, generation):
+        try:
+            self.before = _read_wallet(
+                self.before_slot, bracket=WalletSnapshot.Bracket.BEFORE, generation=generation
+            )
+        except Exception:  # informational: never in the way of the submit
+            log.exception("generation %s: the wallet read before its submit failed", generation.pk)
+
+    def read_after(self, generation):
+        try:
+            if self.before is None:  # no read before: a plain read, the bracket is lost
+                _read_wallet(self.after_slot)
+            else:
+                _read_wallet(
+                    self.after_slot,
+                    bracket=WalletSnapshot.Bracket.AFTER,
+                    generation=generation,
+                    before=self.before,
+                )
+        except Exception:
+            log.exception("generation %s: the wallet read after its submit failed", generation.pk)
+        finally:
+            cache.delete(BRACKET_LOCK)
 
 
 # --- conversions through the upstream's convert tool (FBX, USDZ) -------------------------
