@@ -81,6 +81,7 @@ ROLE_MIGRATIONS = [
     ("credits", "0003_grant_admins_credit_permissions"),
     ("reviews", "0003_grant_audit_log_to_admins"),
     ("credits", "0007_ledger_permissions_belong_to_credits"),
+    ("accounts", "0005_admins_clear_lockouts"),
 ]
 
 

@@ -15,6 +15,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def one_of_each(member, reviewer, admin_user):
     """At least one row of every model the admin shows."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
     from api.models import ApiToken
     from credits.models import Budget, LedgerEntry, PriceTable, WalletSnapshot
     from generations.models import Alert, State
@@ -39,6 +41,11 @@ def one_of_each(member, reviewer, admin_user):
         AuditLog.objects.create(actor=admin_user, actor_name="boss", action="test.row")
     Heartbeat.objects.create(name="dispatcher", beat_at=timezone.now())
     ApiToken.objects.issue(member, "laptop")
+    # django-axes' records of logins: a lockout, a login, a failure.
+    seen = {"username": "member", "ip_address": "10.0.0.1", "path_info": "/accounts/login/"}
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=5)
+    AccessLog.objects.create(**seen)
+    AccessFailureLog.objects.create(**seen, locked_out=True)
 
 
 def registered_models():

@@ -52,7 +52,11 @@ def reads(sql, table):
 
 
 def test_the_project_uses_djangos_own_auth_sessions_and_htmx(settings):
-    assert settings.AUTHENTICATION_BACKENDS == ["django.contrib.auth.backends.ModelBackend"]
+    # django-axes' backend only refuses locked-out logins; Django's own authenticates.
+    assert settings.AUTHENTICATION_BACKENDS == [
+        "axes.backends.AxesStandaloneBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ]
     assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
     assert "django_htmx.middleware.HtmxMiddleware" in settings.MIDDLEWARE
     assert not hasattr(settings, "FORM_RENDERER") or "Jinja2" not in settings.FORM_RENDERER
