@@ -34,7 +34,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from credits.models import LedgerEntry
 from studio_dashboard import dataversion
 
-from . import conversions, planner, pricing, storage
+from . import conversions, planner, pricing, storage, turns
 from .forms import (
     ActionForm,
     ConvertForm,
@@ -48,6 +48,7 @@ from .models import (
     IN_FLIGHT_STATES,
     Asset,
     BudgetExceeded,
+    CancelRefused,
     Conversion,
     Generation,
     ReferenceImage,
@@ -351,7 +352,7 @@ def _card_context(request, generation):
             if generation.is_final or generation.state == State.NEEDS_ATTENTION
             else planner.estimated_finish(generation)
         ),
-        "queue_position": _queue_position(generation),
+        "queue_position": turns.queue_position(generation),
         "start_words": _when_words(planner.estimated_start(generation)),
         "can_act": can_act(request.user, generation),
         "files": _Files(generation),
@@ -429,15 +430,6 @@ def _when_words(when):
     return f"in about {timeuntil(when)}"
 
 
-def _queue_position(generation):
-    if generation.state != State.QUEUED:
-        return None
-    return (
-        Generation.objects.filter(state=State.QUEUED, created_at__lt=generation.created_at).count()
-        + 1
-    )
-
-
 @login_required
 @require_POST
 def generation_convert(request, pk):
@@ -460,6 +452,21 @@ def generation_convert(request, pk):
         context = _conversions_context(generation, request.user)
         context["messages_inline"] = True
         return render(request, "generations/detail.html#conversions", context)
+    return redirect("generations:detail", pk=generation.pk)
+
+
+@login_required
+@require_POST
+def generation_cancel(request, pk):
+    """Cancel one not yet sent upstream: it leaves the queue and its hold is released. Once
+    sent, the upstream has no cancel, and the message says so."""
+    generation = _get_generation_for_user(request, pk, act=True)
+    try:
+        generation.cancel(by=request.user)
+    except CancelRefused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Canceled before it was sent; its held credits are released.")
     return redirect("generations:detail", pk=generation.pk)
 
 
