@@ -1,5 +1,5 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import pages, views
 
@@ -18,7 +18,7 @@ urlpatterns = [
     path("api/v1/spend/", views.spend_report, name="spend"),
     path("api/v1/ledger.csv", views.ledger_export, name="ledger"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     # The member's own page: their personal tokens.
     path("account/tokens/", pages.tokens, name="tokens"),
     path("account/tokens/<int:pk>/revoke/", pages.revoke, name="token-revoke"),
