@@ -17,6 +17,7 @@ import zipfile
 from collections import Counter
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -30,7 +31,6 @@ from django.views.decorators.http import require_POST
 from credits.budgets import remaining
 
 from . import catalogue, planner, pricing, rows, storage, turns
-from .catalogue import PROVIDERS
 from .forms import DEFAULT_PROVIDER
 from .models import (
     FINAL_STATES,
@@ -123,6 +123,9 @@ class UploadForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "enable_pbr=true"}),
         help_text="NAME=VALUE, one a line: for every row that does not set the option itself.",
     )
+
+    # Set by the page's script on every part of a split upload but the last.
+    more = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def clean_options(self):
         return _option_lines(self.cleaned_data.get("options"))
@@ -258,7 +261,8 @@ def add_upload(batch, form):
             batch.name = f"{count} image{'s' if count != 1 else ''}"
         batch.rows = _rows(batch)
         batch.save(update_fields=["name", "records", "choices", "rows"])
-    check(batch)
+    if not data.get("more"):
+        check(batch)
 
 
 def totals(batch):
@@ -395,6 +399,10 @@ def zip_stream(batch):
 # --- views -----------------------------------------------------------------------------------
 
 
+def _upload_context():
+    return {"max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES}
+
+
 def _get_batch(request, pk):
     """The batch if it is this user's (or they are an admin), else 404."""
     batch = get_object_or_404(Batch.objects.select_related("owner"), pk=pk)
@@ -422,7 +430,8 @@ def batch_new(request):
     else:
         form = UploadForm()
     batches = Batch.objects.filter(owner=request.user)[:20]
-    return render(request, "batches/new.html", {"form": form, "batches": batches})
+    context = {"form": form, "batches": batches, **_upload_context()}
+    return render(request, "batches/new.html", context)
 
 
 @login_required
@@ -442,7 +451,9 @@ def batch_detail(request, pk):
                     form.add_error(None, exc.message)
                 else:
                     return redirect("batches:detail", pk=batch.pk)
-        context = {"batch": batch, "form": form, "totals": totals(batch), "providers": PROVIDERS}
+        if any("cost" not in row for row in batch.rows):
+            check(batch)  # a split upload that did not reach its last part
+        context = {"batch": batch, "form": form, "totals": totals(batch), **_upload_context()}
         return render(request, "batches/draft.html", context)
     context = {"batch": batch, **progress(batch)}
     template = "batches/detail.html"

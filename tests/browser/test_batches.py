@@ -104,3 +104,32 @@ def test_a_csv_with_a_bad_row_is_fixed_submitted_followed_and_downloaded(
         assert len(scene.geometry) >= 1
     assert batch.items.count() == 3
     assert page.errors == [] and page.outside_requests == []
+
+
+def test_more_images_than_one_request_carries_go_up_in_parts(
+    page, live_server, member, tmp_path, settings
+):
+    from PIL import Image
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    paths = []
+    for n in range(11):  # more than DATA_UPLOAD_MAX_NUMBER_FILES (8) in one choice
+        path = tmp_path / f"prop-{n:02d}.png"
+        Image.new("RGB", (256, 256), (20 * n, 90, 160)).save(path)
+        paths.append(str(path))
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "member")
+    page.fill("#id_password", "pw-member")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/**")
+    page.goto(f"{live_server.url}/batches/")
+    page.set_input_files("#id_images", paths)
+    page.fill("#id_options", "enable_pbr=true")
+    page.click("#batch-upload button[type=submit]")
+    page.wait_for_selector("#batch-submit")
+    assert page.locator("#batch-rows tbody tr").count() == 11
+    assert "11 rows, 605 credits in all" in page.inner_text("#batch-total")
+    batch = Batch.objects.get()
+    assert batch.name == "11 images" and batch.images.count() == 11
+    assert all(row["errors"] == {} for row in batch.rows)
+    assert page.errors == [] and page.outside_requests == []
