@@ -99,7 +99,7 @@ def test_the_wallet_page_lists_attributed_drift_and_the_search_that_found_it(
     assert '<span class="drift">-35.00</span>' in table
     assert "Wallet read just before and just after its submit" in table
     # The bracketing reads are named in the intervals table, tied to their generation.
-    assert f"just before a submit #{tied.generation_id}" in html
+    assert f"before the submit of #{tied.generation_id}" in html
     assert f'<strong>Tied to <a href="/generations/{tied.generation_id}/">' in html
 
 
@@ -115,7 +115,7 @@ def test_the_generations_page_shows_its_drift_to_those_who_review_spend(
     url = reverse("generations:detail", args=[tied.generation_id])
     html = admin_client.get(url).content.decode()
     assert 'id="wallet-drift"' in html
-    assert "Charged 35 more than its price (35)" in html
+    assert "Charged 35 more than its price</strong> of 35" in html
     # Its owner, a member, may not review spend: not shown (nor from the admin's cache).
     client.force_login(member)
     html = client.get(url).content.decode()
