@@ -1,0 +1,134 @@
+"""Every URL of the API app, for every role: the answer each one gets (RELIABILITY 26).
+
+API calls carry the role's personal token; the token pages use the session. A new URL
+without a row here fails ``test_the_matrix_covers_every_api_url``.
+"""
+
+import pytest
+from django.test import Client
+from django.urls import get_resolver, reverse
+
+from api.models import ApiToken
+from generations.models import Generation, State
+from tests.api_support import *  # noqa: F403 (its fixtures)
+from tests.api_support import token_client
+from tests.test_reviews_support import make_finished
+
+pytestmark = pytest.mark.django_db
+ROLES = ["member", "second_member", "reviewer", "admin_user", "outsider", "anonymous"]
+
+
+def everyone(code):
+    return {role: code for role in ROLES[:-1]} | {"anonymous": 401}
+
+
+def only(code, roles, others):
+    return {role: (code if role in roles else others) for role in ROLES[:-1]} | {"anonymous": 401}
+
+
+CREATE = {"provider": "hunyuan_rapid", "prompt": "a chair"}
+ADMIN = {"admin_user"}
+REVIEWERS = {"reviewer", "admin_user"}
+# name -> (method, kwargs(world), body, expected status per role)
+MATRIX = {
+    "api:me": ("get", lambda w: {}, None, everyone(200)),
+    "api:providers": ("get", lambda w: {}, None, everyone(200)),
+    "api:estimate": ("post", lambda w: {}, CREATE, everyone(200)),
+    "api:generations": (
+        "post",
+        lambda w: {},
+        CREATE,
+        only(201, {"member", "second_member", "admin_user"}, 403),
+    ),
+    "api:generation": (
+        "get",
+        lambda w: {"pk": w["finished"].pk},
+        None,
+        only(200, {"member", "second_member", "reviewer", "admin_user"}, 404),
+    ),
+    "api:regenerate": (
+        "post",
+        lambda w: {"pk": w["finished"].pk},
+        {},
+        {**only(201, {"member", "admin_user"}, 403), "outsider": 404},
+    ),
+    "api:cancel": (
+        "post",
+        lambda w: {"pk": w["queued"].pk},
+        None,
+        {**only(200, {"member", "admin_user"}, 403), "outsider": 404},
+    ),
+    "api:asset": (
+        "get",
+        lambda w: {"pk": w["finished"].pk, "asset_pk": w["finished"].assets.get().pk},
+        None,
+        only(200, {"member", "second_member", "reviewer", "admin_user"}, 404),
+    ),
+    "api:review-queue": ("get", lambda w: {}, None, only(200, REVIEWERS, 403)),
+    "api:decide": (
+        "post",
+        lambda w: {"pk": w["finished"].pk},
+        {"decision": "approved"},
+        only(201, REVIEWERS, 403),
+    ),
+    "api:spend": ("get", lambda w: {}, None, only(200, ADMIN, 403)),
+    "api:ledger": ("get", lambda w: {}, None, only(200, ADMIN, 403)),
+    "api:schema": ("get", lambda w: {}, None, everyone(200)),
+    "api:docs": ("get", lambda w: {}, None, everyone(200)),
+    # The member's own pages (a session, not a token).
+    "api:tokens": ("get", lambda w: {}, None, everyone(200) | {"anonymous": 302}),
+    "api:token-revoke": (
+        "post",
+        lambda w: {"pk": w["token"].pk},
+        None,
+        only(302, {"member"}, 404) | {"anonymous": 302},
+    ),
+}
+
+
+@pytest.fixture
+def world(member, second_member, reviewer, admin_user, outsider):
+    finished = make_finished(second_member)  # a teammate's: members see it, act on their own
+    Generation.objects.filter(pk=finished.pk).update(owner=member)
+    queued = Generation.objects.create(
+        owner=member, provider="hunyuan_rapid", credit_estimate=35, state=State.QUEUED
+    )
+    token, _secret = ApiToken.objects.issue(member, "the member's")
+    users = {
+        "member": member,
+        "second_member": second_member,
+        "reviewer": reviewer,
+        "admin_user": admin_user,
+        "outsider": outsider,
+        "anonymous": None,
+    }
+    return {"users": users, "finished": finished, "queued": queued, "token": token}
+
+
+def test_the_matrix_covers_every_api_url():
+    _, sub = get_resolver().namespace_dict["api"]
+    assert {f"api:{p.name}" for p in sub.url_patterns} == set(MATRIX)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_role_by_endpoint(world, name, role):
+    method, kwargs, body, expected = MATRIX[name]
+    user = world["users"][role]
+    if user is None:
+        client = Client()
+    elif name in ("api:tokens", "api:token-revoke"):
+        client = Client()
+        client.force_login(user)
+    else:
+        client = token_client(user, f"{role} matrix")
+    url = reverse(name, kwargs=kwargs(world))
+    if method == "post" and body is not None:
+        response = client.post(url, body, content_type="application/json")
+    else:
+        response = getattr(client, method)(url)
+    assert response.status_code == expected[role], (name, role, response.content[:300])
+    # The schema and docs answer in their own formats (YAML, HTML), errors included.
+    documents = ("api:tokens", "api:token-revoke", "api:schema", "api:docs")
+    if response.status_code >= 400 and name not in documents:
+        assert response["Content-Type"].startswith("application/json"), (name, role)
