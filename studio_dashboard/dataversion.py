@@ -15,7 +15,7 @@ A view reads the version *before* the data it caches: a change committed in betw
 then lands under the next version, never stale data under the newest one.
 """
 
-import time
+import secrets
 from urllib.parse import urlencode
 
 from django.core.cache import cache
@@ -33,8 +33,8 @@ def current():
     """The version now; a new one if the cache lost it (None while the cache is away)."""
     version = cache.get(KEY)
     if version is None:
-        # Never an earlier number: the clock's milliseconds start above any version a
-        # previous run counted up to by increments.
+        # Never an earlier number: a random start far from any range of versions counted
+        # before the key was lost (evicted, or Redis restarted empty).
         cache.add(KEY, _fresh(), timeout=None)
         version = cache.get(KEY)
     return version
@@ -62,7 +62,7 @@ def _increment():
 
 
 def _fresh():
-    return time.time_ns() // 1_000_000
+    return secrets.randbits(60)
 
 
 def bump_on_save(sender, **kwargs):
