@@ -432,3 +432,11 @@ def test_page_query_counts_do_not_grow_with_rows(client, member, reviewer, admin
     for user, url in pages:
         client.force_login(user)
         assert _count(client, url) == counts[url], url
+
+
+def test_no_template_comment_leaks_into_a_page(client, admin_user):
+    """Django's {# #} is one line only: a longer one is shown as text."""
+    client.force_login(admin_user)
+    for url in (LIST, LIBRARY, SPEND, reverse("home")):
+        html = client.get(url).content
+        assert b"{#" not in html and b"#}" not in html, url
