@@ -6,9 +6,11 @@ the ledger behave identically; every input goes through the pages' forms.
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -20,9 +22,9 @@ from rest_framework.response import Response
 from credits import budgets, spend
 from credits import views as credits_views
 from credits.forms import SpendFilterForm
-from generations import planner, pricing, rows, storage, turns
+from generations import batches, planner, pricing, rows, storage, turns
 from generations.forms import HistoryFilterForm
-from generations.models import Asset, BudgetExceeded, CancelRefused, Generation, State
+from generations.models import Asset, Batch, BudgetExceeded, CancelRefused, Generation, State
 from reviews.forms import DecisionForm, QueueFilterForm
 from reviews.models import Review, ReviewConflict, ReviewStatus, awaiting_review
 
@@ -305,6 +307,151 @@ def asset(request, pk, asset_pk):
     response["Content-Length"] = str(size)
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+# --- batches -------------------------------------------------------------------------------
+
+BATCH_UPLOAD = {
+    "multipart/form-data": {
+        "type": "object",
+        "properties": {
+            "sheet": {"type": "string", "format": "binary", "description": "The CSV"},
+            "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "provider": {"type": "string"},
+            "edition": {"type": "string"},
+            "options": {"type": "string", "description": "NAME=VALUE lines for every row"},
+            "more": {"type": "boolean", "description": "More images follow: check later"},
+        },
+    }
+}
+
+
+def _batch_body(request, batch):
+    body = {
+        "id": batch.pk,
+        "name": batch.name,
+        "status": batch.status,
+        "created_at": batch.created_at,
+        "submitted_at": batch.submitted_at,
+        "page_url": request.build_absolute_uri(reverse("batches:detail", args=[batch.pk])),
+    }
+    if batch.status == Batch.Status.DRAFT:
+        return {**body, "rows": batch.rows, "totals": batches.totals(batch)}
+    progress = batches.progress(batch)
+    items = [
+        {
+            "row": item.row,
+            "generation": item.generation.pk,
+            "state": item.generation.state,
+            "progress": item.generation.progress,
+            "url": request.build_absolute_uri(reverse("api:generation", args=[item.generation.pk])),
+        }
+        for item in progress["items"]
+    ]
+    return {
+        **body,
+        "items": items,
+        "counts": {label: count for label, count in progress["counts"]},
+        "percent": progress["percent"],
+        "finished": progress["finished"],
+        "open": progress["open"],
+        "estimated_finish": progress["finish"],
+        "zip_url": request.build_absolute_uri(reverse("api:batch-zip", args=[batch.pk])),
+    }
+
+
+def _get_batch(request, pk):
+    return batches.batch_for(request.user, pk)
+
+
+def _upload(request, batch=None):
+    """A CSV and images into a new draft, or into ``batch``; the draft's answer."""
+    form = batches.UploadForm(request.data, request.FILES)
+    if not form.is_valid():
+        raise _invalid(form.errors)
+    try:
+        with transaction.atomic():
+            if batch is None:
+                batch = Batch.objects.create(owner=request.user, name="upload")
+            batches.add_upload(batch, form)
+    except batches.BatchRefused as exc:
+        raise _invalid({"images": [exc.message]}) from None
+    return batch
+
+
+@extend_schema(
+    summary="Read a CSV (and its images) or many images into a draft batch, every row checked",
+    request=BATCH_UPLOAD,
+    responses={201: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["POST"])
+def batch_create(request):
+    _require(request, ADD, "Your role cannot start generations.")
+    batch = _upload(request)
+    return Response(_batch_body(request, batch), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    methods=["GET"],
+    summary="A draft's rows with errors and costs, or a submitted batch's progress",
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@extend_schema(
+    methods=["POST"],
+    summary="Add to a draft: a new CSV replaces its rows, images join",
+    request=BATCH_UPLOAD,
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["GET", "POST"])
+def batch(request, pk):
+    batch = _get_batch(request, pk)
+    if request.method == "POST":
+        if batch.owner_id != request.user.pk or batch.status != Batch.Status.DRAFT:
+            raise PermissionDenied("Only its owner adds to a draft batch.")
+        batch = _upload(request, batch)
+    elif batch.status == Batch.Status.DRAFT and any("cost" not in r for r in batch.rows):
+        batches.check(batch)
+    return Response(_batch_body(request, batch))
+
+
+@extend_schema(
+    summary="Queue every row of a draft, or none (with the reason)",
+    request=None,
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["POST"])
+def batch_submit(request, pk):
+    batch = _get_batch(request, pk)
+    if batch.owner_id != request.user.pk:
+        raise PermissionDenied("Only its owner submits a batch.")
+    try:
+        batches.submit(batch, request.user)
+    except batches.BatchRefused as exc:
+        code = {"budget_exceeded": 402, "submitted": 409}.get(exc.code, 400)
+        return Response({"detail": exc.message, "code": exc.code}, status=code)
+    batch.refresh_from_db()
+    return Response(_batch_body(request, batch))
+
+
+@extend_schema(
+    summary="Cancel every row of a batch not yet sent upstream",
+    request=None,
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["POST"])
+def batch_cancel(request, pk):
+    batch = _get_batch(request, pk)
+    canceled, late = batches.cancel_rest(batch, request.user)
+    return Response({"canceled": canceled, "already_sent": late})
+
+
+@extend_schema(
+    summary="Every finished model of a batch and a manifest CSV, as one streamed ZIP",
+    responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS},
+)
+@api_view(["GET"])
+def batch_zip(request, pk):
+    return batches.zip_response(_get_batch(request, pk))
 
 
 # --- reviewers -----------------------------------------------------------------------------

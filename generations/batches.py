@@ -51,9 +51,12 @@ ROW_FIELDS = ("prompt", "image", "provider", "mode", "edition")
 
 
 class BatchRefused(Exception):
-    def __init__(self, message):
+    """Why a batch was not taken; ``code``: "invalid", "budget_exceeded" or "submitted"."""
+
+    def __init__(self, message, code="invalid"):
         super().__init__(message)
         self.message = message
+        self.code = code
 
 
 # --- the upload ------------------------------------------------------------------------------
@@ -289,7 +292,9 @@ def submit(batch, user):
                 status=Batch.Status.SUBMITTED, submitted_at=timezone.now()
             )
             if claimed != 1:
-                raise BatchRefused("This batch was submitted already.")
+                raise BatchRefused("This batch was submitted already.", "submitted")
+            if not batch.rows:
+                raise BatchRefused("This batch has no rows.")
             for row in batch.rows:
                 try:
                     form = _form_for(batch, row, images)
@@ -303,7 +308,8 @@ def submit(batch, user):
     except BudgetExceeded as exc:
         cost = totals(batch)["cost"]
         raise BatchRefused(
-            f"Nothing was queued: the batch costs {cost} credits in all. {exc.message}"
+            f"Nothing was queued: the batch costs {cost} credits in all. {exc.message}",
+            "budget_exceeded",
         ) from None
 
 
@@ -403,14 +409,16 @@ def _upload_context():
     return {"max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES}
 
 
-def _get_batch(request, pk):
-    """The batch if it is this user's (or they are an admin), else 404."""
+def batch_for(user, pk):
+    """The batch if it is ``user``'s (or they are an admin), else 404."""
     batch = get_object_or_404(Batch.objects.select_related("owner"), pk=pk)
-    if batch.owner_id != request.user.pk and not request.user.has_perm(
-        "generations.resolve_generation"
-    ):
+    if batch.owner_id != user.pk and not user.has_perm("generations.resolve_generation"):
         raise Http404("No batch matches the given query.")
     return batch
+
+
+def _get_batch(request, pk):
+    return batch_for(request.user, pk)
 
 
 @login_required
@@ -489,11 +497,14 @@ def batch_cancel(request, pk):
     return redirect("batches:detail", pk=batch.pk)
 
 
-@login_required
-def batch_zip(request, pk):
-    batch = _get_batch(request, pk)
+def zip_response(batch):
     if batch.status != Batch.Status.SUBMITTED:
         raise Http404("A draft has no models yet.")
     response = StreamingHttpResponse(zip_stream(batch), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.zip"'
     return response
+
+
+@login_required
+def batch_zip(request, pk):
+    return zip_response(_get_batch(request, pk))

@@ -2,7 +2,6 @@
 
 import base64
 import csv
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from .client import ApiError, Client
 
 FINAL = {"finished", "failed", "canceled", "needs_attention"}
 POLL_SECONDS = 2.0
-CSV_FIELDS = {"prompt", "image", "provider", "mode", "edition"}
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -192,59 +190,102 @@ def _download(client, generation, directory):
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--provider", "-p", default="hunyuan_rapid", show_default=True, help="For rows naming none."
+)
+@click.option("--edition", "-e", default="", help="For rows naming no provider.")
+@click.option(
+    "--option", "-o", "option_pairs", multiple=True, help="NAME=VALUE for rows without it"
+)
 @click.option("--wait", "-w", is_flag=True, help="Follow every row until it ends.")
 @click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the GLBs here.")
 @click.option("--timeout", type=float, default=6 * 3600, show_default=True)
 @click.pass_context
-def batch(ctx, file, wait, out, timeout):
-    """Queue one generation per CSV row.
+def batch(ctx, file, provider, edition, option_pairs, wait, out, timeout):
+    """Queue one generation per CSV row: every row, or none.
 
-    Columns: prompt, image (a file name beside the CSV), provider, mode, edition; any
-    other column is an option of that name. Each row's Idempotency-Key comes from the
-    file's contents and the row number, so running the same file again queues nothing twice.
+    Columns: prompt, image (a file beside the CSV), provider, mode, edition; any other
+    column is an option of that name. The dashboard checks and prices every row first:
+    if one has errors they are shown and nothing is queued; a budget too short for the
+    whole batch queues nothing either.
     """
     path = Path(file)
-    raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
-    if not rows:
-        _fail(ApiError(0, f"{file} has no rows."))
+    options = "\n".join(f"{k}={v}" for k, v in _options(option_pairs).items())
+    fields = {"provider": provider, "edition": edition, "options": options}
     try:
         client = _client(ctx)
-        ids, refused = [], 0
-        for number, row in enumerate(rows, start=1):
-            body = _row_body(row, path.parent)
-            try:
-                generation = client.create(body, key=f"batch-{digest}-{number}")
-            except ApiError as exc:
-                if exc.status == 0 or exc.status >= 500:
-                    raise
-                refused += 1
-                err.print(f"[red]Row {number}:[/red] {exc}", highlight=False)
-                continue
-            ids.append(generation["id"])
-            err.print(f"Row {number}: generation {generation['id']} queued", highlight=False)
-        err.print(f"{len(ids)} queued, {refused} refused.", highlight=False)
-        if (wait or out) and ids:
+        draft = _upload_batch(client, path, fields)
+        bad = [row for row in draft["rows"] if row["errors"]]
+        for row in bad:
+            for field, messages in row["errors"].items():
+                err.print(
+                    f"[red]Row {row['row']}:[/red] {field}: {' '.join(messages)}", highlight=False
+                )
+        totals = draft["totals"]
+        if bad:
+            err.print(
+                f"{len(bad)} of {totals['rows']} rows have errors: nothing was queued.",
+                highlight=False,
+            )
+            sys.exit(2)
+        try:
+            submitted = client.post(f"/api/v1/batches/{draft['id']}/submit/")
+        except ApiError as exc:
+            if exc.body.get("code") != "submitted":  # a retry of a submit that was taken
+                raise
+            submitted = client.get(f"/api/v1/batches/{draft['id']}/")
+        err.print(
+            f"Batch {draft['id']}: {totals['rows']} generations queued for {totals['cost']} "
+            f"credits. {submitted['page_url']}",
+            highlight=False,
+        )
+        ids = [item["generation"] for item in submitted["items"]]
+        if wait or out:
             _finish(client, _follow(client, ids, timeout), out)
-        if refused:
-            sys.exit(1)
+        else:
+            click.echo(draft["id"])
     except ApiError as exc:
         _fail(exc)
 
 
-def _row_body(row, folder):
-    row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-    options = {k: v for k, v in row.items() if k not in CSV_FIELDS and k and v != ""}
-    images = _images([str(folder / row["image"])]) if row.get("image") else {}
-    return _body(
-        row.get("prompt"),
-        row.get("provider") or "hunyuan_rapid",
-        row.get("mode"),
-        row.get("edition"),
-        options,
-        images,
-    )
+# One request carries at most this many files (the dashboard's DATA_UPLOAD_MAX_NUMBER_FILES).
+FILES_PER_REQUEST = 8
+
+
+def _upload_batch(client, path, fields):
+    """The CSV and the images it names into a draft batch, in as many requests as needed."""
+    raw = path.read_bytes()
+    names = []
+    for record in csv.DictReader(raw.decode("utf-8-sig").splitlines()):
+        name = (record.get("image") or "").strip()
+        if name and name not in names:
+            names.append(name)
+    images = []
+    for name in names:
+        if "/" in name or "\\" in name:
+            raise ApiError(0, f"{name}: write the image's file name only, beside the CSV.")
+        image = path.parent / name
+        if not image.is_file():
+            raise ApiError(0, f"{path.name} names {name}, which is not beside it.")
+        images.append(image)
+    parts = [images[: FILES_PER_REQUEST - 1]]
+    parts += [
+        images[i : i + FILES_PER_REQUEST]
+        for i in range(FILES_PER_REQUEST - 1, len(images), FILES_PER_REQUEST)
+    ]
+    draft = None
+    for n, part in enumerate(parts):
+        files = [
+            ("images", (image.name, image.read_bytes(), "application/octet-stream"))
+            for image in part
+        ]
+        more = {"more": "true"} if n < len(parts) - 1 else {}
+        if draft is None:
+            files.insert(0, ("sheet", (path.name, raw, "text/csv")))
+            draft = client.upload("/api/v1/batches/", {**fields, **more}, files)
+        else:
+            draft = client.upload(f"/api/v1/batches/{draft['id']}/", {**fields, **more}, files)
+    return draft
 
 
 @main.command()

@@ -84,6 +84,10 @@ class Client:
         me = self.get("/api/v1/me/")
         return self.get("/api/v1/generations/", owner=me["id"], page_size=limit)["results"]
 
+    def upload(self, path, fields, files):
+        """A multipart POST: ``files`` as (field, (name, bytes, content type)) pairs."""
+        return self.request("POST", path, data=fields, files=files).json()
+
     def download(self, url, path):
         """Stream a file to ``path`` through a temporary name: never a partial file there."""
         path = Path(path)

@@ -406,6 +406,8 @@ REQUEST_UPLOAD_VIEWS = [
     # a request at most: the page's script sends a larger choice in several.
     "batches:new",
     "batches:detail",
+    "api:batches",
+    "api:batch",
 ]
 # Their cap comes from the largest legitimate request: every view slot filled (Hunyuan Pro
 # 3.1 takes 8) with an image at the limit, as multipart files, or as base64 in JSON (4/3

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import get_resolver, reverse
 
 from api.models import ApiToken
-from generations.models import Generation, State
+from generations.models import Batch, Generation, State
 from tests.api_support import *  # noqa: F403 (its fixtures)
 from tests.api_support import token_client
 from tests.test_reviews_support import make_finished
@@ -64,6 +64,37 @@ MATRIX = {
         None,
         only(200, {"member", "second_member", "reviewer", "admin_user"}, 404),
     ),
+    "api:batches": (
+        "post",
+        lambda w: {},
+        "upload",
+        only(201, {"member", "second_member", "admin_user"}, 403),
+    ),
+    "api:batch": (
+        "get",
+        lambda w: {"pk": w["batch"].pk},
+        None,
+        only(200, {"member", "admin_user"}, 404),
+    ),
+    "api:batch-submit": (
+        "post",
+        lambda w: {"pk": w["batch"].pk},
+        None,
+        # The draft is empty: refused on its merits (400) once access is granted.
+        {**only(400, {"member"}, 404), "admin_user": 403},
+    ),
+    "api:batch-cancel": (
+        "post",
+        lambda w: {"pk": w["batch"].pk},
+        None,
+        only(200, {"member", "admin_user"}, 404),
+    ),
+    "api:batch-zip": (
+        "get",
+        lambda w: {"pk": w["submitted"].pk},
+        None,
+        only(200, {"member", "admin_user"}, 404),
+    ),
     "api:review-queue": ("get", lambda w: {}, None, only(200, REVIEWERS, 403)),
     "api:decide": (
         "post",
@@ -86,6 +117,14 @@ MATRIX = {
 }
 
 
+def _image():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.api_support import png
+
+    return SimpleUploadedFile("prop.png", png(), content_type="image/png")
+
+
 @pytest.fixture
 def world(member, second_member, reviewer, admin_user, outsider):
     finished = make_finished(second_member)  # a teammate's: members see it, act on their own
@@ -94,6 +133,8 @@ def world(member, second_member, reviewer, admin_user, outsider):
         owner=member, provider="hunyuan_rapid", credit_estimate=35, state=State.QUEUED
     )
     token, _secret = ApiToken.objects.issue(member, "the member's")
+    draft = Batch.objects.create(owner=member, name="draft")
+    submitted = Batch.objects.create(owner=member, name="sent", status=Batch.Status.SUBMITTED)
     users = {
         "member": member,
         "second_member": second_member,
@@ -102,7 +143,14 @@ def world(member, second_member, reviewer, admin_user, outsider):
         "outsider": outsider,
         "anonymous": None,
     }
-    return {"users": users, "finished": finished, "queued": queued, "token": token}
+    return {
+        "users": users,
+        "finished": finished,
+        "queued": queued,
+        "token": token,
+        "batch": draft,
+        "submitted": submitted,
+    }
 
 
 def test_the_matrix_covers_every_api_url():
@@ -123,7 +171,9 @@ def test_role_by_endpoint(world, name, role):
     else:
         client = token_client(user, f"{role} matrix")
     url = reverse(name, kwargs=kwargs(world))
-    if method == "post" and body is not None:
+    if body == "upload":
+        response = client.post(url, {"provider": "hunyuan_rapid", "images": [_image()]})
+    elif method == "post" and body is not None:
         response = client.post(url, body, content_type="application/json")
     else:
         response = getattr(client, method)(url)

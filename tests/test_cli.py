@@ -2,7 +2,6 @@
 what each sends, what it prints, and how it fails."""
 
 import csv
-import io
 
 import pytest
 from click.testing import CliRunner
@@ -10,7 +9,7 @@ from PIL import Image
 
 from api.models import ApiToken
 from credits.models import LedgerEntry
-from generations.models import Generation, State
+from generations.models import Batch, Generation, State
 from studio_cli.cli import main
 from tests.api_support import *  # noqa: F403 (its fixtures)
 
@@ -81,24 +80,46 @@ def test_generate_wants_the_url_and_token(live_server):
     assert "STUDIO_URL" in result.stderr
 
 
-def test_batch_queues_each_row_and_a_rerun_queues_nothing_twice(run, doorbell, tmp_path):
-    png_file(tmp_path / "crate.png")
-    sheet = tmp_path / "props.csv"
-    with open(sheet, "w", newline="") as fh:
+def write_sheet(path, *rows):
+    with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["prompt", "image", "provider", "enable_pbr"])
-        writer.writerow(["a barrel", "", "hunyuan_rapid", "true"])
-        writer.writerow(["", "crate.png", "hunyuan_rapid", ""])
-        writer.writerow(["a lamp", "", "nope", ""])
-    first = run("batch", str(sheet))
-    assert first.exit_code == 1  # one row refused
-    assert "2 queued, 1 refused" in first.stderr
-    assert "Row 3" in first.stderr and "provider" in first.stderr
-    assert Generation.objects.count() == 2
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_batch_with_a_bad_row_queues_nothing_and_says_which(run, tmp_path):
+    sheet = write_sheet(
+        tmp_path / "props.csv",
+        ["a barrel", "", "hunyuan_rapid", "true"],
+        ["a lamp", "", "nope", ""],
+    )
+    result = run("batch", sheet)
+    assert result.exit_code == 2
+    assert "Row 2:" in result.stderr and "provider" in result.stderr
+    assert "nothing was queued" in result.stderr
+    assert not Generation.objects.exists()
+
+
+def test_batch_queues_every_row_with_its_images_in_several_requests(run, doorbell, tmp_path):
+    rows = []
+    for n in range(9):  # with the CSV, more files than one request carries
+        png_file(tmp_path / f"crate-{n}.png")
+        rows.append(["", f"crate-{n}.png", "hunyuan_rapid", ""])
+    rows.append(["a barrel", "", "", "true"])
+    result = run("batch", write_sheet(tmp_path / "props.csv", *rows), "-o", "enable_pbr=false")
+    assert result.exit_code == 0, result.output
+    assert "10 generations queued for 370 credits" in result.stderr
+    batch = Batch.objects.get()
+    assert result.stdout.strip() == str(batch.pk)
+    assert Generation.objects.count() == 10 and batch.images.count() == 9
     assert Generation.objects.get(prompt="a barrel").options["enable_pbr"] is True
-    assert Generation.objects.get(mode="image").images.count() == 1
-    run("batch", str(sheet))
-    assert Generation.objects.count() == 2
+    assert Generation.objects.filter(mode="image", options__enable_pbr=False).count() == 9
+
+
+def test_batch_refuses_an_image_that_is_not_beside_the_csv(run, tmp_path):
+    result = run("batch", write_sheet(tmp_path / "props.csv", ["", "missing.png", "", ""]))
+    assert result.exit_code == 1 and "missing.png" in result.stderr
 
 
 def test_status_lists_my_generations(run, member, second_member, doorbell):
@@ -128,14 +149,3 @@ def test_download_refuses_one_not_finished(run, doorbell, tmp_path):
     generation = Generation.objects.get()
     result = run("download", str(generation.pk), "--out", str(tmp_path))
     assert result.exit_code == 1 and "nothing to download" in result.stderr
-
-
-def test_the_csv_reader_keeps_options_as_written():
-    from studio_cli.cli import _row_body
-
-    row = next(csv.DictReader(io.StringIO("prompt,provider,face_count\nx,hunyuan_pro,40000\n")))
-    assert _row_body(row, None) == {
-        "provider": "hunyuan_pro",
-        "options": {"face_count": "40000"},
-        "prompt": "x",
-    }
