@@ -96,10 +96,11 @@ def _get_generation(request, pk, act=False):
 
 
 def _detail(request, generation, status_code=status.HTTP_200_OK, headers=None):
-    generation.queue_position = turns.queue_position(generation)
-    generation.estimated_start = planner.estimated_start(generation)
+    # Read once: both estimates of a queued generation start from its place in the queue.
+    position = generation.queue_position = turns.queue_position(generation)
+    generation.estimated_start = planner.estimated_start(generation, position=position)
     generation.estimated_finish = (
-        None if generation.is_final else planner.estimated_finish(generation)
+        None if generation.is_final else planner.estimated_finish(generation, position=position)
     )
     generation.can_cancel = generation.state == State.QUEUED and can_act(request.user, generation)
     generation.cancel_note = generation.cancel_refusal

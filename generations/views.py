@@ -344,16 +344,18 @@ class _Files:
 
 
 def _card_context(request, generation):
+    # Read once: both estimates of a queued generation start from its place in the queue.
+    position = turns.queue_position(generation)
     context = {
         "generation": generation,
         "eta_words": _when_words(
             # A stopped generation has nothing to expect: no estimate.
             None
             if generation.is_final or generation.state == State.NEEDS_ATTENTION
-            else planner.estimated_finish(generation)
+            else planner.estimated_finish(generation, position=position)
         ),
-        "queue_position": turns.queue_position(generation),
-        "start_words": _when_words(planner.estimated_start(generation)),
+        "queue_position": position,
+        "start_words": _when_words(planner.estimated_start(generation, position=position)),
         "can_act": can_act(request.user, generation),
         "files": _Files(generation),
     }
