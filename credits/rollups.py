@@ -6,12 +6,6 @@ or neither is. One statement upserts all eight rows (four groups, by day and by
 month), with an increment (not a read-modify-write), so concurrent inserts
 cannot lose an addition. The same SQL runs on PostgreSQL and SQLite (both know
 ``ON CONFLICT ... DO UPDATE`` and ``excluded``).
-
-Finished generations are counted in the same rows, as kind ``FINISHED``
-(``entries`` the count, ``amount`` 0), by ``credits_count_finished`` (made by
-``credits/migrations/0004``), which the generations app's own triggers call
-(``generations/migrations/0009``): the spend review's cost per finished model
-then reads no more rows than its sums do.
 """
 
 from django.db import connection
@@ -21,8 +15,6 @@ from .models import SpendRollup
 
 Scope = SpendRollup.Scope
 Grain = SpendRollup.Grain
-# The rollup kind that counts generations by the day they finished (not a ledger kind).
-FINISHED = "finished"
 
 
 def day_of(moment):
@@ -94,13 +86,6 @@ SOURCES = [
     FROM generations_ledgerentry e
     LEFT JOIN generations_generation g ON g.id = e.generation_id
     """,
-    # Every finished generation, counted (as the triggers of migration 0004 count them).
-    f"""
-    SELECT {{day}} AS day, '{FINISHED}' AS kind, e.owner_id AS user_id,
-           e.provider, COALESCE(e.edition, '') AS edition, 0 AS amount
-    FROM generations_generation e
-    WHERE e.state = 'finished' AND e.finished_at IS NOT NULL
-    """,
 ]
 
 DAY_SQL = {
@@ -109,20 +94,14 @@ DAY_SQL = {
 }
 
 
-def rebuild_postgresql(cursor, finished_only=False):
-    """Recompute every rollup from the ledger and the generations (PostgreSQL; the
-    benchmark's seeding).
+def rebuild_postgresql(cursor):
+    """Recompute every rollup from the ledger (PostgreSQL; the benchmark's seeding).
 
-    Produces the same rows ``record`` (and the finished triggers) would have built
-    one row at a time (the site's time zone is UTC). ``finished_only``: only the
-    counts of finished generations (migration 0004's backfill).
+    Produces the same rows ``record`` would have built one row at a time (the site's
+    time zone is UTC).
     """
-    sources = list(zip(SOURCES, ["created_at", "finished_at"], strict=True))
-    if finished_only:
-        sources = sources[1:]
-        cursor.execute(f"DELETE FROM credits_spendrollup WHERE kind = '{FINISHED}'")
-    else:
-        cursor.execute("DELETE FROM credits_spendrollup")
+    sources = list(zip(SOURCES, ["created_at"], strict=True))
+    cursor.execute("DELETE FROM credits_spendrollup")
     scopes = [
         ("'t'", Scope.TEAM, "NULL", "''", "''", ""),
         ("'u' || user_id", Scope.USER, "user_id", "''", "''", ", user_id"),

@@ -1,16 +1,14 @@
 """The figures of the spend review, read from the rollups.
 
 Every function runs a fixed number of queries whatever the size of the ledger:
-the rollups hold at most a few rows per day and group (finished generations
-included, as kind ``finished``), and the one query that touches a big table
-(the most expensive charges) is served by an index created in
-``credits/migrations/0002``.
+the rollups hold at most a few rows per day and group, the most expensive charges
+are served by an index created in ``credits/migrations/0002``, and the finished
+generations are counted from ``generation_final_idx`` (index only).
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from django.db import connection
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -19,13 +17,12 @@ from generations.catalogue import PROVIDERS
 from generations.models import Generation, State
 
 from .models import LedgerEntry, SpendRollup
-from .rollups import FINISHED
 
 Scope = SpendRollup.Scope
 Grain = SpendRollup.Grain
 KINDS = [kind for kind, _ in LedgerEntry.Kind.choices]
-# What the rollups count: every ledger kind, and the generations that finished.
-COUNTED = [*KINDS, FINISHED]
+# What the rollups count: every ledger kind.
+COUNTED = KINDS
 # The provider recorded on the convert tool's entries (generations.conversions).
 CONVERT = "convert"
 
@@ -103,11 +100,6 @@ class Sums:
     @property
     def failed(self):
         return self.entries["refund"]
-
-    @property
-    def finished(self):
-        """Generations that finished (not a ledger figure: counted by the rollups' triggers)."""
-        return self.entries[FINISHED]
 
 
 @dataclass
@@ -258,18 +250,14 @@ def report(start, end, user=None, provider="", top=10):
     for entry in most_expensive:
         entry.cost = -entry.amount
 
-    if connection.vendor == "postgresql":
-        finished = total.finished
-    else:
-        # No triggers keep the count outside PostgreSQL (migration 0004): count.
-        finished = Generation.objects.filter(
-            state=State.FINISHED, finished_at__gte=since, finished_at__lt=until
-        )
-        if user is not None:
-            finished = finished.filter(owner=user)
-        if provider:
-            finished = finished.filter(provider=provider)
-        finished = finished.count()
+    finished = Generation.objects.filter(
+        state=State.FINISHED, finished_at__gte=since, finished_at__lt=until
+    )
+    if user is not None:
+        finished = finished.filter(owner=user)
+    if provider:
+        finished = finished.filter(provider=provider)
+    finished = finished.count()
 
     return Report(
         start=start,

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from credits.models import Budget, LedgerEntry, SpendRollup
-from credits.rollups import FINISHED, buckets, group_rows
+from credits.rollups import buckets, group_rows
 from generations.models import Asset, BudgetExceeded, Generation, IllegalTransition, State
 
 pytestmark = pytest.mark.django_db
@@ -67,11 +67,6 @@ def sums_by_group():
                 row = expected[(grain, key, day, entry.kind)]
                 row[0] += entry.amount
                 row[1] += 1
-    # Finished generations are counted in the same groups, by the day they finished.
-    for generation in Generation.objects.filter(state=State.FINISHED, finished_at__isnull=False):
-        for key, *_ in group_rows(generation.owner_id, generation.provider, generation.edition):
-            for grain, day in buckets(generation.finished_at):
-                expected[(grain, key, day, FINISHED)][1] += 1
     return {group: tuple(value) for group, value in expected.items()}
 
 
@@ -155,49 +150,50 @@ def test_a_failed_insert_leaves_the_rollups_untouched(member):
     assert LedgerEntry.objects.filter(generation=generation, kind="hold").count() == 1
 
 
+def finished_in_report(day, **filters):
+    from credits import spend
+
+    return spend.report(day, day, **filters).finished
+
+
 def test_finished_generations_are_counted_by_the_day_they_finished(member, second_member):
     generation = queue(member, provider="hunyuan_pro", options={}, edition="3.1")
     submit(generation)
     finish(generation)
-    team = SpendRollup.objects.get(grain="d", key="t", kind=FINISHED)
-    assert (team.day, team.amount, team.entries) == (timezone.localdate(), 0, 1)
+    today = timezone.localdate()
+    assert finished_in_report(today) == 1
+    assert finished_in_report(today, user=member, provider="hunyuan_pro") == 1
+    assert finished_in_report(today, user=second_member) == 0
+    assert finished_in_report(today - timedelta(days=1)) == 0
     assert rollups_by_group() == sums_by_group()
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, counted",
     [
-        {"state": State.FAILED},  # leaves FINISHED
-        {"finished_at": timezone.now() - timedelta(days=45)},  # another day, month
-        {"edition": "3.0"},
-        {"provider": "tripo_v3"},
-        {"owner": "second"},
-        {"progress": 99},  # nothing counted changes
+        ({"state": State.FAILED}, 0),  # leaves FINISHED
+        ({"finished_at": timezone.now() - timedelta(days=45)}, 0),  # another day
+        ({"provider": "tripo_v3"}, 1),  # counted under its new provider
+        ({"progress": 99}, 1),  # nothing counted changes
     ],
 )
-def test_the_finished_counts_follow_any_update_of_the_row(member, second_member, change):
+def test_the_finished_count_follows_any_update_of_the_row(member, change, counted):
     generation = queue(member, provider="hunyuan_pro", options={}, edition="3.1")
     submit(generation)
     finish(generation)
-    if change.get("owner") == "second":
-        change = {"owner": second_member}
     # A bare UPDATE, as a transition, a script or a benchmark makes it: not through save().
     Generation.objects.filter(pk=generation.pk).update(**change)
-    assert finished_only(rollups_by_group()) == finished_only(sums_by_group())
-    Generation.objects.filter(pk=generation.pk).update(state=State.FINISHED)
-    assert finished_only(rollups_by_group()) == finished_only(sums_by_group())
-
-
-def finished_only(groups):
-    # The ledger's rows are left out: they group by the edition a generation had when
-    # each entry was made, which this test changes afterwards.
-    return {group: sums for group, sums in groups.items() if group[3] == FINISHED}
+    today = timezone.localdate()
+    assert finished_in_report(today) == counted
+    provider = change.get("provider", "hunyuan_pro")
+    assert finished_in_report(today, provider=provider) == counted
 
 
 def test_a_deleted_finished_generation_is_no_longer_counted(member):
     generation = make_finished_without_ledger(member)
-    assert SpendRollup.objects.get(grain="m", key="t", kind=FINISHED).entries == 1
+    assert finished_in_report(timezone.localdate()) == 1
     generation.delete()
+    assert finished_in_report(timezone.localdate()) == 0
     assert rollups_by_group() == sums_by_group() == {}
 
 

@@ -107,15 +107,10 @@ DELETE FROM credits_spendrollup WHERE kind = 'finished';
 
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        from credits.rollups import rebuild_postgresql
-
+        # The counts of generations that finished before the triggers existed were
+        # backfilled here; credits 0010 deletes every such count, so a database migrating
+        # through now skips the backfill.
         schema_editor.execute(FUNCTION_SQL, params=None)
-        # The generations that finished before the triggers existed, counted in bulk
-        # (the triggers' function, row by row, took minutes on 100k generations).
-        # CREATE TRIGGER locks the table against writes until the migration commits,
-        # so no generation can finish between the triggers and this count.
-        with schema_editor.connection.cursor() as cursor:
-            rebuild_postgresql(cursor, finished_only=True)
 
 
 def backward(apps, schema_editor):
