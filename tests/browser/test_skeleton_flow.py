@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from generations.models import Generation, State
 from tests.browser.conftest import screenshot
@@ -33,9 +34,8 @@ def test_a_member_turns_a_prompt_into_a_visible_model(page, live_server, stack, 
     page.fill("#id_prompt", "a red wooden chair")
     assert page.text_content("[data-testid=cost-total]") == "35"
     page.check("#id_enable_pbr")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=cost-total]').textContent === '55'"
-    )
+    # expect polls without evaluating a string: the Content-Security-Policy allows no eval.
+    expect(page.locator("[data-testid=cost-total]")).to_have_text("55")
     screenshot(page, "new-generation")
     page.click("button:has-text('Generate')")
     # The form posts through htmx: wait for the redirect to the generation's own page.
