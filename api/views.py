@@ -399,6 +399,7 @@ def batch_create(request):
 )
 @extend_schema(
     methods=["POST"],
+    operation_id="batches_add",
     summary="Add to a draft: a new CSV replaces its rows, images join",
     request=BATCH_UPLOAD,
     responses={200: OpenApiTypes.OBJECT, **ERRORS},

@@ -290,3 +290,11 @@ def test_the_schema_and_docs_are_served_from_our_own_files(api):
     assert "<script>" not in docs
     script = api.get("/api/v1/docs/", {"script": ""})
     assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()
+
+
+def test_the_schema_generates_without_a_warning_and_validates(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    assert "/api/v1/batches/{id}/submit/" in target.read_text()
