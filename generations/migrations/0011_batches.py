@@ -8,54 +8,107 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generations', '0010_take_over_the_final_state_index'),
+        ("generations", "0010_take_over_the_final_state_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Batch',
+            name="Batch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('submitted', 'Submitted')], default='draft', max_length=10)),
-                ('records', models.JSONField(blank=True, default=list)),
-                ('choices', models.JSONField(blank=True, default=dict)),
-                ('rows', models.JSONField(blank=True, default=list)),
-                ('token', models.UUIDField(default=uuid.uuid4, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("submitted", "Submitted")],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                ("records", models.JSONField(blank=True, default=list)),
+                ("choices", models.JSONField(blank=True, default=dict)),
+                ("rows", models.JSONField(blank=True, default=list)),
+                ("token", models.UUIDField(default=uuid.uuid4, unique=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='BatchImage',
+            name="BatchImage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('file', models.FileField(max_length=300, upload_to='batches/')),
-                ('batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='generations.batch')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("file", models.FileField(max_length=300, upload_to="batches/")),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="images",
+                        to="generations.batch",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('batch', 'name'), name='batch_image_one_per_name')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("batch", "name"), name="batch_image_one_per_name"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='BatchItem',
+            name="BatchItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('row', models.PositiveIntegerField()),
-                ('batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='generations.batch')),
-                ('generation', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='generations.generation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("row", models.PositiveIntegerField()),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="generations.batch",
+                    ),
+                ),
+                (
+                    "generation",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="generations.generation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['row'],
-                'constraints': [models.UniqueConstraint(fields=('batch', 'row'), name='batch_item_one_per_row')],
+                "ordering": ["row"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("batch", "row"), name="batch_item_one_per_row")
+                ],
             },
         ),
     ]
