@@ -104,7 +104,48 @@ def visibility_scope(user):
     return user.pk
 
 
-class GenerationQuerySet(models.QuerySet):
+def queue_once(queryset, *, budget_key, images, doorbell, **fields):
+    """Save a QUEUED row of ``queryset`` (a generation or a concept job) with its estimate
+    held, its reference images (``[(slot, images.CleanImage)]``) stored, and ring its submit
+    ``doorbell`` after commit.
+
+    One row per form token: a second post of the same form (a double click) returns the
+    first row, or None if it belongs to someone else. The due time lets the dispatcher
+    submit it if the doorbell is lost.
+    """
+    from credits.budgets import reserve
+
+    owner, total = fields["owner"], fields["credit_estimate"]
+    try:
+        with transaction.atomic():
+            row = queryset.create(due_at=timezone.now() + timedelta(seconds=10), **fields)
+            # The budget check and the hold in one transaction: reserve() locks the
+            # budget rows until commit, so concurrent submits cannot both fit the last
+            # credits. The estimate is held from the moment the form is accepted; it
+            # becomes a charge when the upstream accepts.
+            reserve(owner, budget_key, total)
+            row._ledger(LedgerEntry.Kind.HOLD, -total, "held at submit")
+            for position, (slot, image) in enumerate(images):
+                row.references.create(
+                    slot=slot,
+                    position=position,
+                    file=ContentFile(image.data, name=f"{uuid.uuid4().hex}.{image.format}"),
+                    format=image.format,
+                    width=image.width,
+                    height=image.height,
+                    bytes=len(image.data),
+                )
+            # robust: with the broker down the row is still saved and the member
+            # sees it; the dispatcher submits it when its due time passes.
+            transaction.on_commit(lambda: doorbell.delay(row.pk), robust=True)
+    except IntegrityError:
+        return queryset.filter(form_token=fields["form_token"], owner=owner).first()
+    return row
+
+
+class OwnedJobQuerySet(models.QuerySet):
+    """Rows of upstream work a member owns: generations and concept jobs."""
+
     def visible_to(self, user):
         """Members see the team's generations (acting on one is for its owner or an admin);
         a user without the view permission sees only their own."""
@@ -121,6 +162,8 @@ class GenerationQuerySet(models.QuerySet):
             dataversion.bump()
         return updated
 
+
+class GenerationQuerySet(OwnedJobQuerySet):
     def create_queued(
         self, *, owner, provider, mode, prompt, options, form_token, edition="", images=()
     ):
@@ -137,46 +180,22 @@ class GenerationQuerySet(models.QuerySet):
         edition = edition or (spec.default_edition or "")
         price = estimate(provider, mode, options, edition)
         total, breakdown = price.total, price.breakdown
-        try:
-            with transaction.atomic():
-                generation = self.create(
-                    owner=owner,
-                    provider=provider,
-                    mode=mode,
-                    edition=edition,
-                    prompt=prompt,
-                    options=options,
-                    form_token=form_token,
-                    credit_estimate=total,
-                    price_breakdown=breakdown,
-                    price_version=price.version,
-                    due_at=timezone.now() + timedelta(seconds=10),
-                )
-                # The budget check and the hold in one transaction: reserve()
-                # locks the budget rows until commit, so concurrent submits
-                # cannot both fit the last credits.
-                from credits.budgets import reserve
-
-                reserve(owner, provider, total)
-                # The estimate is held against the budget from the moment the
-                # form is accepted; it becomes a charge when the upstream accepts.
-                generation._ledger(LedgerEntry.Kind.HOLD, -total, "held at submit")
-                for position, (slot, image) in enumerate(images):
-                    generation.images.create(
-                        slot=slot,
-                        position=position,
-                        file=ContentFile(image.data, name=f"{uuid.uuid4().hex}.{image.format}"),
-                        format=image.format,
-                        width=image.width,
-                        height=image.height,
-                        bytes=len(image.data),
-                    )
-                # robust: with the broker down the row is still saved and the member
-                # sees it; the dispatcher submits it when its due time passes.
-                transaction.on_commit(lambda: submit_generation.delay(generation.pk), robust=True)
-        except IntegrityError:
-            return self.filter(form_token=form_token, owner=owner).first()
-        return generation
+        return queue_once(
+            self,
+            budget_key=provider,
+            images=images,
+            doorbell=submit_generation,
+            owner=owner,
+            provider=provider,
+            mode=mode,
+            edition=edition,
+            prompt=prompt,
+            options=options,
+            form_token=form_token,
+            credit_estimate=total,
+            price_breakdown=breakdown,
+            price_version=price.version,
+        )
 
     def due(self, now):
         """Rows whose next step (submit, poll or ingest) is due.
@@ -288,6 +307,11 @@ class Generation(models.Model):
     @property
     def provider_spec(self):
         return PROVIDERS[self.provider]
+
+    @property
+    def references(self):
+        """Its reference images (``images``), by the name a concept job gives its own."""
+        return self.images
 
     @property
     def provider_label(self):
@@ -591,7 +615,26 @@ class Generation(models.Model):
             self._release_hold(f"canceled before submit{who}")
 
 
-class ReferenceImage(models.Model):
+class StoredImage(models.Model):
+    """A cleaned image in our storage (re-encoded, metadata stripped) and its facts."""
+
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveIntegerField()
+
+    class Meta:
+        abstract = True
+
+    def data_uri(self):
+        import base64
+
+        mime = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[self.format]
+        with self.file.open("rb") as fh:
+            return f"data:{mime};base64,{base64.b64encode(fh.read()).decode()}"
+
+
+class ReferenceImage(StoredImage):
     """An uploaded reference image, already cleaned (re-encoded, metadata stripped)."""
 
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
@@ -599,10 +642,6 @@ class ReferenceImage(models.Model):
     slot = models.CharField(max_length=20, default="image")
     position = models.PositiveSmallIntegerField(default=0)
     file = models.FileField(upload_to="references/", max_length=300)
-    format = models.CharField(max_length=10)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    bytes = models.PositiveIntegerField()
 
     class Meta:
         ordering = ["position", "id"]
@@ -612,13 +651,6 @@ class ReferenceImage(models.Model):
 
     def __str__(self):
         return f"{self.slot} image of generation {self.generation_id}"
-
-    def data_uri(self):
-        import base64
-
-        mime = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[self.format]
-        with self.file.open("rb") as fh:
-            return f"data:{mime};base64,{base64.b64encode(fh.read()).decode()}"
 
 
 class Asset(models.Model):
@@ -732,8 +764,10 @@ class Conversion(models.Model):
         """Hand this due step to one task: a claim token for it, or None when another
         dispatcher took it first. The step must end within ``lease`` or is handed out again."""
         token = uuid.uuid4().hex
-        won = Conversion.objects.filter(pk=self.pk, state=self.state, due_at=self.due_at).update(
-            claim=token, due_at=now + lease, deliveries=models.F("deliveries") + 1
+        won = (
+            type(self)
+            .objects.filter(pk=self.pk, state=self.state, due_at=self.due_at)
+            .update(claim=token, due_at=now + lease, deliveries=models.F("deliveries") + 1)
         )
         return token if won == 1 else None
 
@@ -923,3 +957,238 @@ class BatchItem(models.Model):
 
     def __str__(self):
         return f"row {self.row} of batch {self.batch_id}"
+
+
+# --- concept images ("Start from an image") ------------------------------------------------
+class ConceptJobQuerySet(OwnedJobQuerySet):
+    def create_queued(self, *, owner, image_model, prompt, options, count, form_token, **extra):
+        """Save a QUEUED concept job with its price held (``queue_once``). ``extra``:
+        ``edit_of`` (the concept image edited again) and ``references`` (cleaned uploads
+        to edit, ``images.CleanImage``)."""
+        from .concepts import submit_concept
+        from .image_models import IMAGE_MODELS
+
+        total, breakdown = IMAGE_MODELS[image_model].price(options, count)
+        references = extra.pop("references", ())
+        return queue_once(
+            self,
+            budget_key=image_model,
+            images=[("image", image) for image in references],
+            doorbell=submit_concept,
+            owner=owner,
+            image_model=image_model,
+            prompt=prompt,
+            options=options,
+            count=count,
+            form_token=form_token,
+            credit_estimate=total,
+            price_breakdown=breakdown,
+            **extra,
+        )
+
+
+class ConceptJob(models.Model):
+    """A prompt (and optionally images to edit) that becomes 1-4 concept images upstream.
+
+    An upstream job like a generation: the row is the unit of work, each state change
+    is one method below (a conditional UPDATE, ``_move_row``), its price is held at
+    submit, charged when the upstream accepts and refunded once if it FAILED. The
+    ledger entries name the job in their note (the ledger has no column for it): the
+    transitions, each in the transaction of its entries, make every entry happen once.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    image_model = models.CharField(max_length=40)  # a key of image_models.IMAGE_MODELS
+    prompt = models.TextField()
+    options = models.JSONField(default=dict, blank=True)
+    count = models.PositiveSmallIntegerField(default=1)
+    # "Edit again": the concept image this job edits (sent first, before any reference).
+    edit_of = models.ForeignKey(
+        "ConceptImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits"
+    )
+    form_token = models.UUIDField(default=uuid.uuid4, unique=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    upstream_task_id = models.CharField(max_length=64, blank=True)
+    credit_estimate = models.PositiveIntegerField()
+    price_breakdown = models.JSONField(default=list, blank=True)
+    failure_reason = models.TextField(blank=True)
+    results = models.JSONField(default=list, blank=True)
+    url_refreshes = models.PositiveSmallIntegerField(default=0)
+    finished_null_since = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True)
+    deliveries = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ConceptJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                name="conceptjob_due_idx",
+                condition=Q(
+                    state__in=["queued", "submitting", "pending", "in_progress", "ingesting"]
+                ),
+            )
+        ]
+
+    def __str__(self):
+        return f"concept job {self.pk} ({self.state})"
+
+    @property
+    def model_spec(self):
+        from .image_models import IMAGE_MODELS
+
+        return IMAGE_MODELS[self.image_model]
+
+    @property
+    def is_final(self):
+        return self.state in FINAL_STATES
+
+    @property
+    def is_edit(self):
+        return self.edit_of_id is not None or self.references.exists()
+
+    def input_images(self):
+        """The data URIs sent with an edit: the image edited again, then the references."""
+        uris = [self.edit_of.data_uri()] if self.edit_of_id else []
+        return uris + [reference.data_uri() for reference in self.references.all()]
+
+    def lineage(self):
+        """This job and the jobs it edits, oldest first."""
+        chain, job = [], self
+        while job is not None and job not in chain:
+            chain.insert(0, job)
+            job = job.edit_of.job if job.edit_of_id else None
+        return chain
+
+    # --- transitions ---------------------------------------------------------
+    # The steps a concept job shares with a conversion are one definition, Conversion's
+    # (each a conditional UPDATE giving up the claim; mark_submitted turns the hold into
+    # a charge in one transaction); what differs is below.
+    kind = "image"  # named in the charge's note, as a conversion's kind is
+    _transition = Conversion._transition
+    claim_for_dispatch = Conversion.claim_for_dispatch
+    claim_for_submit = Conversion.claim_for_submit
+    requeue_submit = Conversion.requeue_submit
+    mark_submitted = Conversion.mark_submitted
+    mark_needs_attention = Conversion.mark_needs_attention
+    record_progress = Conversion.record_progress
+    defer = Conversion.defer
+
+    def mark_rejected(self, reason):
+        """SUBMITTING -> FAILED: refused at submit, nothing charged; the hold is released."""
+        with transaction.atomic():
+            self._transition(
+                [State.SUBMITTING],
+                State.FAILED,
+                failure_reason=reason[:2000],
+                finished_at=timezone.now(),
+                due_at=None,
+            )
+            self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, reason)
+
+    def mark_failed(self, reason):
+        """Upstream FAILED (after it charged): the refund, once, with the transition."""
+        reason = reason or "The upstream reported a failure without a reason."
+        with transaction.atomic():
+            self._transition(
+                [*POLLING_STATES, State.INGESTING],
+                State.FAILED,
+                failure_reason=reason[:2000],
+                finished_at=timezone.now(),
+                due_at=None,
+            )
+            self._ledger(LedgerEntry.Kind.REFUND, self.credit_estimate, reason)
+
+    def start_ingest(self, results, due_at):
+        self._transition(
+            list(POLLING_STATES), State.INGESTING, results=results, due_at=due_at, deliveries=0
+        )
+
+    def refresh_result_urls(self, due_at):
+        """INGESTING -> IN_PROGRESS once, when the storage refused an expired URL."""
+        self._transition(
+            [State.INGESTING],
+            State.IN_PROGRESS,
+            due_at=due_at,
+            url_refreshes=models.F("url_refreshes") + 1,
+        )
+
+    def mark_finished(self):
+        """INGESTING -> FINISHED, only with at least one stored image."""
+        if not self.images.exists():
+            raise IllegalTransition(f"concept job {self.pk}: no image stored")
+        self._transition(
+            [State.INGESTING],
+            State.FINISHED,
+            progress=100,
+            finished_at=timezone.now(),
+            due_at=None,
+        )
+
+    def _ledger(self, kind, amount, note):
+        LedgerEntry.objects.create(
+            kind=kind,
+            user_id=self.owner_id,
+            amount=amount,
+            provider=self.image_model,
+            note=f"concept job {self.pk}: {note}"[:300],
+        )
+
+
+class ConceptReference(StoredImage):
+    """An uploaded image a concept job edits, cleaned like every reference image."""
+
+    job = models.ForeignKey(ConceptJob, on_delete=models.CASCADE, related_name="references")
+    slot = models.CharField(max_length=20, default="image")  # always "image": no views
+    position = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(upload_to="references/", max_length=300)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"reference {self.position} of concept job {self.job_id}"
+
+
+class ConceptImage(StoredImage):
+    """A concept image the upstream made, stored in our storage (re-encoded and checked)."""
+
+    job = models.ForeignKey(ConceptJob, on_delete=models.CASCADE, related_name="images")
+    position = models.PositiveSmallIntegerField()
+    file = models.FileField(upload_to="concepts/", max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            # One stored image per upstream result, however often ingest runs.
+            models.UniqueConstraint(fields=["job", "position"], name="concept_image_one_per_result")
+        ]
+
+    def __str__(self):
+        return f"image {self.position + 1} of concept job {self.job_id}"
+
+
+class ConceptPick(models.Model):
+    """Lineage: a concept image chosen as a generation's reference image (in a view slot)."""
+
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="concept_picks"
+    )
+    image = models.ForeignKey(ConceptImage, on_delete=models.PROTECT, related_name="picks")
+    slot = models.CharField(max_length=20, default="image")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "slot"], name="concept_pick_one_per_slot")
+        ]
+
+    def __str__(self):
+        return f"{self.image} as {self.slot} of generation {self.generation_id}"

@@ -468,6 +468,9 @@ def dispatch(limit=200):
             ingest_generation.delay(generation.pk, token)
             sent["ingest"] += 1
     sent["conversions"] = dispatch_conversions(now, max(0, budget - sent["submit"] * per_submit))
+    sent["concepts"] = concepts.dispatch_concepts(
+        now, max(0, budget - sent["submit"] * per_submit - sent["conversions"])
+    )
     return sent
 
 
@@ -818,3 +821,8 @@ def dispatch_conversions(now, budget_left, limit=50):
                 task.delay(conversion.pk, token)
                 sent += 1
     return sent
+
+
+# Concept jobs ("Start from an image") have their steps in concepts.py; importing it here
+# registers its tasks wherever Celery loads this module.
+from . import concepts  # noqa: E402

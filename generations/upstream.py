@@ -364,6 +364,10 @@ class UpstreamClient:
             "/v1/tools/convert/", {"model_url": model_url, "output_format": output_format}
         )
 
+    def images(self, endpoint: str, body: dict) -> Submitted:
+        """Start an image generation or edit (charged like a submit: same errors, same care)."""
+        return self.submit(endpoint, body)
+
 
 def _text_or_none(value):
     return value if isinstance(value, str) and value else None
