@@ -368,6 +368,23 @@ def ingest_generation(generation_id, claim=None):
         return
     generation.mark_finished()
     log.info("generation %s finished", generation_id)
+    # Its own task: ingest stays fast, and a poster that fails cannot touch the state.
+    transaction.on_commit(lambda: render_poster.delay(generation_id), robust=True)
+
+
+@shared_task(acks_late=False, soft_time_limit=60, time_limit=75, ignore_result=True)
+@with_generation_id
+def render_poster(generation_id):
+    """Draw a poster of a finished model that came without a thumbnail (posters.py).
+
+    Acknowledged on receipt, unlike the pipeline's tasks: a model that kills the worker
+    is not delivered again, and a lost poster is only a missing picture, which
+    ``manage.py backfill_posters`` draws later."""
+    from . import posters
+
+    generation = Generation.objects.filter(pk=generation_id).prefetch_related("assets").first()
+    if generation is not None:
+        posters.make_poster(generation)
 
 
 def _sha256(path):

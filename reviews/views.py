@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from generations import posters
 from generations.models import Asset, Generation, visibility_scope
 from generations.views import stream_download
 from studio_dashboard import dataversion
@@ -71,6 +72,11 @@ def _preview(generation):
     return assets.get(Asset.Role.THUMBNAIL), generation.glb_asset
 
 
+def _turntable(generation):
+    """The rendered turntable the queue and the library play, from prefetched assets."""
+    return posters.turntable(generation.assets.all())
+
+
 # --- reviewer queue ------------------------------------------------------------------
 @login_required
 @reviewer_required
@@ -84,6 +90,7 @@ def _render_queue(request, form):
     page = Paginator(awaiting, 25).get_page(form.page_number())
     for generation in page.object_list:
         generation.thumbnail, generation.model = _preview(generation)
+        generation.turntable = _turntable(generation)
         generation.can_approve = _can_approve(request.user, generation)
     context = {"form": form, "page": page, "decision_form": forms.DecisionForm()}
     template = "reviews/queue.html"
@@ -214,6 +221,7 @@ def decide(request, pk):
     # Invalid: show the form again with its errors.
     if request.htmx and from_queue:
         generation.thumbnail, generation.model = _preview(generation)
+        generation.turntable = _turntable(generation)
         generation.can_approve = _can_approve(request.user, generation)
         return render(
             request,
@@ -462,6 +470,7 @@ def _library_results(request, form):
     )
     for row in rows:
         row.thumbnail, row.model = _preview(row.generation)
+        row.turntable = _turntable(row.generation)
         row.tags = tags[row.root_id]
         row.assets = list(row.generation.assets.all())
         # Those who may see the generation download through its own URLs; others
