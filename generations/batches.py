@@ -12,6 +12,7 @@ cancel the rest, and every finished model as one streamed ZIP with a manifest CS
 
 import csv
 import io
+import logging
 import uuid
 import zipfile
 from collections import Counter
@@ -44,6 +45,8 @@ from .models import (
     State,
 )
 from .rows import Invalid, bound_form
+
+logger = logging.getLogger(__name__)
 
 MAX_ROWS = 500
 MAX_IMAGES = 100
@@ -293,6 +296,7 @@ def submit(batch, user):
             )
             if claimed != 1:
                 raise BatchRefused("This batch was submitted already.", "submitted")
+            batch.refresh_from_db(fields=["rows"])  # as claimed, not as the page read them
             if not batch.rows:
                 raise BatchRefused("This batch has no rows.")
             for row in batch.rows:
@@ -391,12 +395,18 @@ def zip_stream(batch):
             asset = generation.glb_asset if generation.state == State.FINISHED else None
             name = ""
             if asset is not None:
-                name = f"row-{item.row:03d}-generation-{generation.pk}.glb"
-                source, _size = storage.open_stream(asset.file)
-                with source, archive.open(name, "w", force_zip64=True) as entry:
-                    while block := source.read(storage.CHUNK):
-                        entry.write(block)
-                        yield pipe.take()
+                try:
+                    source, _size = storage.open_stream(asset.file)
+                except FileNotFoundError:
+                    # Removed behind our back: the manifest says so, the rest still comes.
+                    logger.error("stored file missing: %s", storage.describe(asset.file))
+                    source = None
+                if source is not None:
+                    name = f"row-{item.row:03d}-generation-{generation.pk}.glb"
+                    with source, archive.open(name, "w", force_zip64=True) as entry:
+                        while block := source.read(storage.CHUNK):
+                            entry.write(block)
+                            yield pipe.take()
             writer.writerow([item.row, generation.pk, generation.state, name])
         archive.writestr("manifest.csv", manifest.getvalue())
     yield pipe.take()

@@ -2,8 +2,10 @@
 
 import base64
 import csv
+import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import click
@@ -15,6 +17,8 @@ from .client import ApiError, Client
 
 FINAL = {"finished", "failed", "canceled", "needs_attention"}
 POLL_SECONDS = 2.0
+# A batch is one request a poll whatever its size, well under a token's rate.
+BATCH_POLL_SECONDS = 3.0
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -239,11 +243,84 @@ def batch(ctx, file, provider, edition, option_pairs, wait, out, timeout):
             f"credits. {submitted['page_url']}",
             highlight=False,
         )
-        ids = [item["generation"] for item in submitted["items"]]
-        if wait or out:
-            _finish(client, _follow(client, ids, timeout), out)
-        else:
+        if not (wait or out):
             click.echo(draft["id"])
+            return
+        done = _follow_batch(client, draft["id"], timeout)
+        if out:
+            for path in _download_batch(client, done, out):
+                click.echo(str(path))
+        else:
+            click.echo(done["page_url"])
+        _report_unfinished(done)
+    except ApiError as exc:
+        _fail(exc)
+
+
+def _follow_batch(client, pk, timeout):
+    """Poll the batch (one request for all its rows) until none is open, with one bar."""
+    deadline = time.monotonic() + timeout
+    columns = (
+        TextColumn(f"Batch #{pk}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[words]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("", total=100, words="")
+        while True:
+            body = client.get(f"/api/v1/batches/{pk}/")
+            words = ", ".join(f"{n} {label.lower()}" for label, n in body["counts"].items())
+            progress.update(task, completed=body["percent"], words=words)
+            if all(item["state"] in FINAL for item in body["items"]):
+                return body  # (one needing attention waits for a person: it stops here)
+            if time.monotonic() > deadline:
+                raise ApiError(0, f"Still running after {timeout:g} s; `studio status` follows it.")
+            time.sleep(BATCH_POLL_SECONDS)
+
+
+def _download_batch(client, batch, directory):
+    """Every finished model of the batch, through its one ZIP, into ``directory``."""
+    folder = Path(directory).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    archive_path = client.download(batch["zip_url"], folder / f"batch-{batch['id']}.zip")
+    paths = []
+    with zipfile.ZipFile(archive_path) as archive:
+        for name in archive.namelist():
+            if not name.endswith(".glb") or "/" in name or name.startswith("."):
+                continue  # our own names only: never a path out of the folder
+            target = folder / name
+            with archive.open(name) as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink, 64 * 1024)
+            paths.append(target)
+    archive_path.unlink()
+    return paths
+
+
+def _report_unfinished(batch):
+    unfinished = [item for item in batch["items"] if item["state"] != "finished"]
+    for item in unfinished:
+        err.print(
+            f"Row {item['row']}: generation {item['generation']} {item['state']}", highlight=False
+        )
+    if unfinished:
+        sys.exit(1)
+
+
+@main.command(name="download-batch")
+@click.argument("pk", type=int)
+@click.option("--out", "-d", type=click.Path(file_okay=False), default=".", show_default=True)
+@click.pass_context
+def download_batch(ctx, pk, out):
+    """Download every finished model of a batch (one ZIP, unpacked)."""
+    try:
+        client = _client(ctx)
+        batch = client.get(f"/api/v1/batches/{pk}/")
+        if batch["status"] != "submitted":
+            raise ApiError(0, f"Batch {pk} is a draft: nothing to download.")
+        for path in _download_batch(client, batch, out):
+            click.echo(str(path))
     except ApiError as exc:
         _fail(exc)
 

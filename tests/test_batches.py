@@ -220,3 +220,16 @@ def test_an_upload_needs_a_csv_or_images(member_client):
         member_client, sheet=SimpleUploadedFile("x.csv", b"\xff\xfe\x00", content_type="text/csv")
     )
     assert "UTF-8" in bad.content.decode()
+
+
+def test_a_model_missing_from_storage_leaves_its_file_out_of_the_zip(member_client, member):
+    batch = Batch.objects.create(owner=member, name="x", status=Batch.Status.SUBMITTED)
+    gone, kept = make_finished(member), make_finished(member)
+    gone.assets.get().file.delete(save=False)
+    BatchItem.objects.create(batch=batch, row=1, generation=gone)
+    BatchItem.objects.create(batch=batch, row=2, generation=kept)
+    response = member_client.get(reverse("batches:zip", args=[batch.pk]))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    manifest = list(csv.reader(io.StringIO(archive.read("manifest.csv").decode())))
+    assert manifest[1] == ["1", str(gone.pk), "finished", ""]
+    assert archive.read(manifest[2][3]) == GLB_STUB

@@ -149,3 +149,21 @@ def test_download_refuses_one_not_finished(run, doorbell, tmp_path):
     generation = Generation.objects.get()
     result = run("download", str(generation.pk), "--out", str(tmp_path))
     assert result.exit_code == 1 and "nothing to download" in result.stderr
+
+
+def test_download_batch_unpacks_every_finished_model(run, member, tmp_path):
+    from tests.test_reviews_support import GLB_STUB, make_finished
+
+    batch = Batch.objects.create(owner=member, name="x", status=Batch.Status.SUBMITTED)
+    done = make_finished(member)
+    failed = Generation.objects.create(
+        owner=member, provider="hunyuan_rapid", credit_estimate=35, state=State.FAILED
+    )
+    batch.items.create(row=1, generation=done)
+    batch.items.create(row=2, generation=failed)
+    result = run("download-batch", str(batch.pk), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "out" / f"row-001-generation-{done.pk}.glb"
+    assert result.stdout.strip() == str(path)
+    assert path.read_bytes() == GLB_STUB
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [path.name]

@@ -72,3 +72,23 @@ def test_a_revoked_token_is_told_so(stack, member):
     refused = studio(stack, secret, "status")
     assert refused.returncode == 1
     assert "revoked" in refused.stderr
+
+
+def test_batch_wait_out_queues_every_row_and_unpacks_their_models(stack, member, tmp_path):
+    stack.start()
+    stack.start_web()
+    _token, secret = ApiToken.objects.issue(member, "cli e2e")
+    sheet = tmp_path / "props.csv"
+    sheet.write_text("prompt,provider,enable_pbr\na barrel,hunyuan_rapid,true\na lamp,,\n")
+    folder = tmp_path / "models"
+    done = studio(stack, secret, "batch", str(sheet), "--wait", "--out", str(folder))
+    assert done.returncode == 0, (done.stdout, done.stderr, stack.log_text("worker0"))
+    paths = [Path(line) for line in done.stdout.split()]
+    generations = list(Generation.objects.order_by("pk"))
+    assert [p.name for p in paths] == [
+        f"row-{n:03d}-generation-{g.pk}.glb" for n, g in enumerate(generations, 1)
+    ]
+    for path, generation in zip(paths, generations, strict=True):
+        assert generation.state == State.FINISHED
+        assert path.read_bytes() == Path(generation.glb_asset.file.path).read_bytes()
+    assert not list(folder.glob("*.zip*"))
