@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,6 +176,15 @@ def run(mode, args, owner, image):
     finished = [g for g in rows if g.state == "finished"]
     counted = [e for e in log if e.get("counted")]
     throttled = [e for e in log if e["status"] == 429]
+    if throttled:  # which calls the upstream refused, to tell whose calls broke the budget
+        kinds = Counter(
+            (
+                e["method"],
+                "status" if "/status/" in e["path"] else "/".join(e["path"].split("/")[:4]),
+            )
+            for e in throttled
+        )
+        print(f"  429 answers by call: {dict(kinds)}")
     last_visible = max(g.finished_at or g.state_changed_at for g in rows).timestamp()
     makespan = last_visible - started
     longest = max(t["finishes_at"] - t["created_at"] for t in tasks)
