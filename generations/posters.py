@@ -33,9 +33,11 @@ log = logging.getLogger(__name__)
 
 SIZE = 512  # the poster's side in pixels
 SUPERSAMPLE = 2  # drawn at SIZE * SUPERSAMPLE, then shrunk: smooth edges
-FACE_BUDGET = 400_000  # faces drawn at most; above it every k-th face is kept, grown
+FACE_BUDGET = 300_000  # faces drawn at most; above it every k-th face is kept, grown
 GROWTH = 2.5  # kept faces grow GROWTH * sqrt(k) wide: the kept are not evenly spread
-CANDIDATES = 1 << 19  # pixel candidates rasterised at once (bounds temporary arrays)
+CANDIDATES = 1 << 17  # pixel candidates rasterised at once (bounds temporary arrays)
+FACE_CHUNK = 1 << 16  # faces set up for rasterising at once
+SHADE_CHUNK = 1 << 16  # covered pixels shaded at once
 TEXTURE_SIDE = 1024  # a base-colour texture is sampled at most this big
 TEXTURE_MAX_PIXELS = 2048 * 2048  # larger textures that Pillow cannot decode reduced are skipped
 SECONDS = 20.0  # the default time box of one poster
@@ -111,17 +113,17 @@ def _read_parts(glb, face_budget, deadline):
         faces = _read_faces(glb, prim, position, count, step)
         used, faces = np.unique(faces, return_inverse=True)
         faces = faces.reshape(-1, 3).astype(np.int32)
-        points = _gather(glb, position, used, 3).astype(np.float64)
-        points = points @ matrix[:3, :3].T + matrix[:3, 3]
+        points = _gather(glb, position, used, 3)
+        points = points @ matrix[:3, :3].T.astype(np.float32) + matrix[:3, 3].astype(np.float32)
         colour, texture, uv = _look(glb, prim, used, textures)
-        parts.append(_Part(points.astype(np.float32), faces, uv, colour, texture, step))
+        parts.append(_Part(points, faces, uv, colour, texture, step))
     return parts
 
 
 def _read_faces(glb, prim, position, count, step):
     """Every ``step``-th triangle's vertex ids, (n, 3), streamed from the index accessor."""
     if prim.get("indices") is None:
-        first = np.arange(0, count * 3, 3 * step, dtype=np.int64)
+        first = np.arange(0, count * 3, 3 * step, dtype=np.uint32)
         return np.stack([first, first + 1, first + 2], axis=1)
     accessor = glb.accessor(prim["indices"])
     start, stride, dtype, components = glb._view_of(accessor)
@@ -134,7 +136,7 @@ def _read_faces(glb, prim, position, count, step):
         glb.fh.seek(start + first * 3 * stride)
         raw = glb.fh.read(stride * (n * 3 - 1) + dtype.itemsize)
         ids = np.ndarray((n, 3), dtype, raw, strides=(3 * stride, stride))
-        kept.append(ids[::step].astype(np.int64))
+        kept.append(ids[::step].astype(np.uint32))
     faces = np.concatenate(kept)
     if faces.size and faces.max() >= position["count"]:
         raise GlbError("the GLB has an index past its vertices")
@@ -164,7 +166,7 @@ def _gather(glb, accessor, wanted, components):
 
 
 def _look(glb, prim, used, textures):
-    """(linear RGB base colour, texture as linear float RGB or None, UVs or None)."""
+    """(linear RGB base colour, texture as sRGB uint8 or None, UVs or None)."""
     colour = np.ones(3, np.float32)
     texture = uv = None
     if prim.get("material") is None:
@@ -188,7 +190,7 @@ def _look(glb, prim, used, textures):
 
 
 def _texture(glb, index):
-    """The texture's image, decoded reduced where Pillow can (JPEG), as linear RGB floats."""
+    """The texture's image, decoded reduced where Pillow can (JPEG), as sRGB uint8."""
     try:
         source = glb.item("textures", index).get("source")
         image = glb.item("images", source)
@@ -206,7 +208,7 @@ def _texture(glb, index):
             picture.draft("RGB", (TEXTURE_SIDE, TEXTURE_SIDE))  # JPEG: decode at 1/2, 1/4, 1/8
             picture = picture.convert("RGB")
             picture.thumbnail((TEXTURE_SIDE, TEXTURE_SIDE))
-            return _linear(np.asarray(picture, np.float32) / 255)
+            return np.asarray(picture)  # uint8: a quarter of the floats' memory
     except (GlbError, KeyError, TypeError, OSError, ValueError, Image.DecompressionBombError):
         log.info("poster: a texture could not be decoded; its base colour is used")
         return None
@@ -236,9 +238,9 @@ def _draw(parts, size, deadline):
     side = size * SUPERSAMPLE
     view = _view_matrix()
     for part in parts:
-        part.view = part.points @ view.T
-    low = np.min([p.view.min(axis=0) for p in parts], axis=0)
-    high = np.max([p.view.max(axis=0) for p in parts], axis=0)
+        part.points = part.points @ view.T
+    low = np.min([p.points.min(axis=0) for p in parts], axis=0)
+    high = np.max([p.points.max(axis=0) for p in parts], axis=0)
     # Fit the drawn points, with a margin, in the square; keep the aspect ratio.
     margin = 0.08
     extent = max(float(high[0] - low[0]), float(high[1] - low[1]), 1e-9)
@@ -246,33 +248,37 @@ def _draw(parts, size, deadline):
     centre = (low + high) / 2
 
     depth = np.full(side * side, np.inf, np.float32)
-    owner = np.full(side * side, -1, np.int64)  # global face id of the nearest face
+    owner = np.full(side * side, -1, np.int32)  # global face id of the nearest face
     screens, offsets, offset = [], [], 0
     for part in parts:
-        screen = np.empty_like(part.view)
-        screen[:, 0] = (part.view[:, 0] - centre[0]) * scale + side / 2
-        screen[:, 1] = side / 2 - (part.view[:, 1] - centre[1]) * scale
-        screen[:, 2] = -part.view[:, 2]  # smaller is nearer
-        tri = screen[part.faces]
-        if part.step > 1:
-            tri = _grown(tri, part.step, 3 * SUPERSAMPLE)
-        _rasterise(tri, offset, side, depth, owner, deadline)
+        # To pixels, in place (one copy of the points): x right, y down, depth away from
+        # the camera (smaller is nearer), all at one scale, so shapes and normals keep.
+        screen = part.points
+        part.points = None
+        screen[:, 0] = (screen[:, 0] - centre[0]) * scale + side / 2
+        screen[:, 1] = side / 2 - (screen[:, 1] - centre[1]) * scale
+        screen[:, 2] = (centre[2] - screen[:, 2]) * scale
+        for first in range(0, len(part.faces), FACE_CHUNK):
+            tri = screen[part.faces[first : first + FACE_CHUNK]]
+            if part.step > 1:
+                tri = _grown(tri, part.step, 3 * SUPERSAMPLE)
+            _rasterise(tri, offset + first, side, depth, owner, deadline)
         screens.append(screen)
         offsets.append(offset)
         offset += len(part.faces)
 
-    rgb = np.zeros((side * side, 3), np.float32)
+    picture = np.zeros((side * side, 4), np.uint8)
     covered = owner >= 0
     for part, screen, first in zip(parts, screens, offsets, strict=True):
         _check(deadline)
         pixels = np.flatnonzero(covered & (owner >= first) & (owner < first + len(part.faces)))
-        if pixels.size:
-            rgb[pixels] = _shade(part, screen, owner[pixels] - first, pixels, side)
+        for start in range(0, pixels.size, SHADE_CHUNK):  # a slice at a time: bounded memory
+            block = pixels[start : start + SHADE_CHUNK]
+            rgb = _srgb(_shade(part, screen, owner[block] - first, block, side))
+            picture[block, :3] = (rgb * 255 + 0.5).astype(np.uint8)
+    picture[covered, 3] = 255
     alpha = covered.reshape(side, side)
-    picture = np.concatenate(
-        [_srgb(rgb).reshape(side, side, 3), alpha[..., None].astype(np.float32)], axis=2
-    )
-    image = Image.fromarray((picture * 255 + 0.5).astype(np.uint8), "RGBA")
+    image = Image.fromarray(picture.reshape(side, side, 4), "RGBA")
     image = _with_shadow(image, alpha)
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
@@ -315,7 +321,8 @@ def _rasterise(tri, offset, side, depth, owner, deadline):
             py = y0[ids, None] + gy[None, :]
             inside = (px <= x1[ids, None]) & (py <= y1[ids, None])
             t = tri[ids]
-            w, z = _barycentric(t, px + 0.5, py + 0.5)
+            half = np.float32(0.5)
+            w, z = _barycentric(t, px.astype(np.float32) + half, py.astype(np.float32) + half)
             inside &= (w >= -1e-4).all(axis=0)
             rows, cols = np.nonzero(inside)
             if not rows.size:
@@ -350,11 +357,12 @@ def _barycentric(t, px, py):
 
 def _shade(part, screen, faces, pixels, side):
     """Linear RGB of the covered ``pixels``, each drawn by one of the part's ``faces``."""
-    corners = part.view[part.faces[faces]]  # (n, 3, 3) in view space
+    corners = screen[part.faces[faces]]  # (n, 3, 3) in pixels
     normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
-    normal *= np.where(normal[:, 2:3] < 0, -1, 1)  # the side facing the camera (two-sided)
-    light = LIGHT / np.linalg.norm(LIGHT)
+    normal *= np.where(normal[:, 2:3] > 0, -1, 1)  # the side facing the camera (two-sided)
+    # Pixels are view space turned half a turn about x (y down, depth away): so is the light.
+    light = LIGHT * np.array([1, -1, -1]) / np.linalg.norm(LIGHT)
     shade = AMBIENT + DIFFUSE * np.clip(normal @ light, 0, 1)
     albedo = np.broadcast_to(part.colour, (len(faces), 3)).copy()
     if part.texture is not None and part.uv is not None:
@@ -367,7 +375,7 @@ def _shade(part, screen, faces, pixels, side):
         height, width = part.texture.shape[:2]
         u = np.mod(uv[:, 0], 1.0) * (width - 1)  # REPEAT wrapping, the glTF default
         v = np.mod(uv[:, 1], 1.0) * (height - 1)  # glTF's V runs down the image
-        albedo *= part.texture[v.astype(np.int32), u.astype(np.int32)]
+        albedo *= _linear(part.texture[v.astype(np.int32), u.astype(np.int32)] / np.float32(255))
     return albedo * shade[:, None]
 
 
