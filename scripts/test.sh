@@ -43,4 +43,6 @@ DJANGO_DEBUG=0 DJANGO_SECRET_KEY="ci-collectstatic-xxxxxxxxxxxxxxxxxxxxxxxxxxxxx
   .venv/bin/python manage.py collectstatic --noinput --clear -v0
 echo "== tests"
 mkdir -p test-artifacts
-.venv/bin/python -m pytest "$@"
+# Two processes (pytest-xdist), each with its own test database and Redis databases
+# (tests/settings.py); PYTEST_WORKERS=0 runs everything in this one.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" "$@"
