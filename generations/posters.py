@@ -425,22 +425,26 @@ def wants_poster(generation):
 
 
 def make_poster(generation, *, seconds=SECONDS):
-    """Draw the generation's model and keep it as its THUMBNAIL asset; the asset, or None.
+    """Keep a picture of the generation's model as its THUMBNAIL asset; the asset, or None.
 
-    None when it needs no poster or its model cannot be drawn (logged): a poster is a
-    nicety and never touches the generation's state.
+    The picture is a still from the upstream's render tool where the generation has one
+    (the stored file is shared, as a render's version shares its source's model), else
+    the model drawn here. None when it needs no poster or its model cannot be drawn
+    (logged): a poster is a nicety and never touches the generation's state.
     """
     import hashlib
     import uuid
 
     from django.core.files.base import ContentFile
-    from django.db import IntegrityError, transaction
 
     from . import ingest, storage
-    from .models import Asset
 
     if not wants_poster(generation):
         return None
+    still = rendered_still(generation.assets.all())
+    if still is not None:
+        # The upstream's render tool drew one better than we can: it is the picture.
+        return _keep(generation, still.file.name, still.format, still.bytes, still.sha256)
     model = generation.glb_asset
     try:
         with storage.local_copy(model.file, ingest.incoming_dir(), ".glb") as path:
@@ -448,18 +452,27 @@ def make_poster(generation, *, seconds=SECONDS):
     except PosterUnavailable as exc:
         log.warning("generation %s: no poster: %s", generation.pk, exc)
         return None
+    picture = ContentFile(png, name=f"{uuid.uuid4().hex}.png")
+    return _keep(generation, picture, "png", len(png), hashlib.sha256(png).hexdigest())
+
+
+def _keep(generation, file, fmt, size, sha256):
+    """The generation's THUMBNAIL asset, made once: None if one was made meanwhile."""
+    from django.db import IntegrityError, transaction
+
+    from .models import Asset
+
     try:
         with transaction.atomic():
             return Asset.objects.create(
                 generation=generation,
                 role=Asset.Role.THUMBNAIL,
-                file=ContentFile(png, name=f"{uuid.uuid4().hex}.png"),
-                format="png",
+                file=file,
+                format=fmt,
                 # The unique (generation, original_name) makes a second run a no-op.
                 original_name=POSTER_NAME,
-                bytes=len(png),
-                sha256=hashlib.sha256(png).hexdigest(),
-                facts={"rendered": True, "width": SIZE, "height": SIZE},
+                bytes=size,
+                sha256=sha256,
             )
     except IntegrityError:
         return None
@@ -471,6 +484,13 @@ def make_poster(generation, *, seconds=SECONDS):
 # Asset of the render role in a moving format. Stills of that role are PNG or WebP.
 TURNTABLE_ROLES = {"render", "turntable"}
 TURNTABLE_FORMATS = {"gif": "img", "mp4": "video", "webm": "video"}
+STILL_FORMATS = {"png", "jpeg", "webp"}
+
+
+def rendered_still(assets):
+    """The first still the render tool made among ``assets`` (prefetched), or None."""
+    stills = [a for a in assets if a.role in TURNTABLE_ROLES and a.format in STILL_FORMATS]
+    return min(stills, key=lambda asset: asset.pk) if stills else None
 
 
 def turntable(assets):

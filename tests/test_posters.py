@@ -180,6 +180,29 @@ def test_a_generation_with_the_upstreams_thumbnail_gets_no_poster(member, chair_
 
 
 @pytest.mark.django_db
+def test_a_still_from_the_render_tool_is_the_picture_without_drawing(member, monkeypatch):
+    generation = make_finished(member, glb_bytes=green_box_glb())
+    still = Asset.objects.create(
+        generation=generation,
+        role="render",
+        file=ContentFile(b"\x89PNG\r\n\x1a\n", name="front.png"),
+        format="png",
+        original_name="0:render:front.png",
+        bytes=8,
+        sha256="1" * 64,
+    )
+
+    def never(*args, **kwargs):
+        raise AssertionError("drew a poster where the render tool made one")
+
+    monkeypatch.setattr(posters, "render_png", never)
+    generation = type(generation).objects.prefetch_related("assets").get(pk=generation.pk)
+    poster = posters.make_poster(generation)
+    assert poster.role == Asset.Role.THUMBNAIL
+    assert (poster.file.name, poster.format, poster.sha256) == (still.file.name, "png", "1" * 64)
+
+
+@pytest.mark.django_db
 def test_an_unfinished_generation_gets_no_poster(member, chair_glb):
     generation = make_finished(member, glb_bytes=chair_glb, state=State.INGESTING)
     assert posters.make_poster(generation) is None
