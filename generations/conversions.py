@@ -81,7 +81,14 @@ def source_url(generation, now=None):
 def _existing(generation, fmt):
     from .models import Conversion
 
-    return Conversion.objects.filter(generation=generation, output_format=fmt).first()
+    return Conversion.objects.filter(
+        generation=generation, kind=Conversion.Kind.CONVERT, output_format=fmt
+    ).first()
+
+
+def request_body(url, conversion):
+    """The convert tool's JSON body for ``conversion`` of the model at ``url``."""
+    return {"model_url": url, "output_format": conversion.output_format}
 
 
 def request(generation, fmt, user):

@@ -350,3 +350,131 @@ class HistoryFilterForm(forms.Form):
     def page_number(self):
         self.is_valid()
         return self.cleaned_data.get("page") or 1
+
+
+# --- finishing a model (generations/finishing.py) -----------------------------------------
+
+
+class FinishForm(forms.Form):
+    """The shared part of every finishing step's form: which step, and one job per post."""
+
+    kind = ""  # the step (finishing.STEPS) a subclass asks for
+    form_token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
+
+    def options(self):
+        """The validated options as stored on the job (unset optional ones left out)."""
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name != "form_token" and value not in (None, "")
+        }
+
+    def cost(self):
+        """The price with the form's initial choices (surcharges are on the choices' labels)."""
+        from .finishing import price
+
+        initial = {name: field.initial for name, field in self.fields.items()}
+        return price(self.kind, initial)
+
+
+class RemeshForm(FinishForm):
+    kind = "remesh"
+    polygons = forms.ChoiceField(
+        choices=[("triangles", "Triangles"), ("quads", "Quads (+10 credits)")],
+        initial="triangles",
+    )
+    face_limit = forms.IntegerField(
+        label="Target faces",
+        required=False,
+        min_value=500,
+        max_value=500_000,
+        help_text="500 to 500,000; empty: the upstream decides.",
+    )
+
+
+class TextureForm(FinishForm):
+    kind = "texture"
+    prompt = forms.CharField(
+        label="New texture",
+        max_length=MAX_PROMPT_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. weathered oak, brass fittings"}),
+    )
+    texture_quality = forms.ChoiceField(
+        label="Quality",
+        choices=[("standard", "Standard"), ("detailed", "Detailed (+20 credits)")],
+        initial="standard",
+    )
+    pbr = forms.BooleanField(label="PBR materials", required=False, initial=True)
+
+    def clean_prompt(self):
+        prompt = self.cleaned_data["prompt"].strip()
+        if not prompt:
+            raise forms.ValidationError("Describe the new texture.")
+        return prompt
+
+    def options(self):
+        # A boolean's False is a choice, not an unset value.
+        return {**super().options(), "pbr": self.cleaned_data["pbr"]}
+
+
+class RepairForm(FinishForm):
+    kind = "repair"
+    quality = forms.ChoiceField(
+        choices=[("low", "Low"), ("default", "Default"), ("max", "Max")], initial="default"
+    )
+    hollow = forms.BooleanField(label="Hollow it (+30 credits)", required=False, initial=False)
+
+    def options(self):
+        return {**super().options(), "hollow": self.cleaned_data["hollow"]}
+
+
+class OptimizeForm(FinishForm):
+    kind = "optimize"
+    preset = forms.ChoiceField(
+        choices=[("default", "Default"), ("low", "Low (smallest file)")], initial="default"
+    )
+    max_texture_size = forms.TypedChoiceField(
+        label="Largest texture",
+        choices=[("", "As it is"), (512, "512 px"), (1024, "1024 px"), (2048, "2048 px")],
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+
+
+class RenderForm(FinishForm):
+    kind = "render"
+    output = forms.ChoiceField(
+        label="As",
+        choices=[("image", "Images"), ("video", "Turntable animation (GIF, 20 credits)")],
+        initial="image",
+    )
+    angle = forms.ChoiceField(
+        choices=[
+            ("3/4", "Three-quarter still"),
+            ("front", "Front still"),
+            ("back", "Back still"),
+            ("left", "Left still"),
+            ("right", "Right still"),
+            ("top", "Top still"),
+            ("isometric", "Isometric still"),
+            ("turntable_4", "Turntable, 4 frames (20 credits)"),
+            ("turntable_8", "Turntable, 8 frames (20 credits)"),
+            ("turntable_12", "Turntable, 12 frames (20 credits)"),
+        ],
+        initial="3/4",
+    )
+    resolution = forms.TypedChoiceField(
+        choices=[(512, "512 px"), (1024, "1024 px"), (2048, "2048 px")], coerce=int, initial=1024
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("output") == "video" and not str(data.get("angle", "")).startswith("turn"):
+            self.add_error("angle", "An animation is a turntable: choose one of the turntables.")
+        return data
+
+
+FINISH_FORMS = {
+    form.kind: form for form in (RemeshForm, TextureForm, RepairForm, OptimizeForm, RenderForm)
+}

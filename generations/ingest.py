@@ -130,6 +130,8 @@ def sniff(head: bytes) -> str:
         return "jpeg"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"  # a rendered turntable (finishing.py)
     return "unknown"
 
 
@@ -141,6 +143,7 @@ EXTENSION_FORMATS = {
     ".jpg": "jpeg",
     ".jpeg": "jpeg",
     ".webp": "webp",
+    ".gif": "gif",
 }
 
 

@@ -660,6 +660,8 @@ class Asset(models.Model):
         ORIGINAL = "original", "Original file"
         THUMBNAIL = "thumbnail", "Thumbnail"
         CONVERTED = "converted", "Converted file"
+        # A still or a turntable frame (or its GIF) rendered by a finishing step.
+        RENDER = "render", "Rendered image"
 
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="assets")
     role = models.CharField(max_length=16, choices=Role.choices)
@@ -703,20 +705,43 @@ class ConversionQuerySet(models.QuerySet):
 
 
 class Conversion(models.Model):
-    """A conversion of a generation's model to another format.
+    """An upstream job on a finished generation's model: a conversion or a finishing step.
 
     Local conversions (OBJ, STL, PLY) are done by trimesh at once; FBX and USDZ
     go through the upstream's convert tool, an asynchronous, charged operation
-    tracked here like a small generation (due time, claim, ledger). Every state
-    change is one method below, a conditional UPDATE as for ``Generation``.
+    tracked here like a small generation (due time, claim, ledger). The finishing
+    steps (remesh, texture, repair, optimize, render: ``kind``, with ``options``,
+    see generations/finishing.py) are the same kind of job on the same row and
+    transitions; a finished step's files become a new version of the asset
+    (``result``, a FINISHED ``Generation`` whose previous version is the source).
+    Every state change is one method below, a conditional UPDATE as for ``Generation``.
     """
 
     class Via(models.TextChoices):
         LOCAL = "local", "Local (trimesh)"
         UPSTREAM = "upstream", "Upstream convert tool"
 
+    class Kind(models.TextChoices):
+        CONVERT = "convert", "Convert"
+        REMESH = "remesh", "Remesh"
+        TEXTURE = "texture", "Texture edit"
+        REPAIR = "repair", "Repair"
+        OPTIMIZE = "optimize", "Optimize for the web"
+        RENDER = "render", "Render"
+
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="conversions")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CONVERT)
+    # A finishing step's validated options, as sent (finishing.py builds the request).
+    options = models.JSONField(default=dict, blank=True)
+    # One finishing step per form submission (a double click asks once).
+    form_token = models.UUIDField(null=True, blank=True, unique=True)
+    # The new version a finished step made.
+    result = models.OneToOneField(
+        Generation, null=True, blank=True, on_delete=models.SET_NULL, related_name="made_by_step"
+    )
+    finished_null_since = models.DateTimeField(null=True, blank=True)
+    url_refreshes = models.PositiveSmallIntegerField(default=0)
     output_format = models.CharField(max_length=12)
     via = models.CharField(max_length=10, choices=Via.choices)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
@@ -738,7 +763,9 @@ class Conversion(models.Model):
         constraints = [
             # One conversion per format and generation; asking again shows the first.
             models.UniqueConstraint(
-                fields=["generation", "output_format"], name="conversion_one_per_format"
+                fields=["generation", "output_format"],
+                condition=Q(kind="convert"),
+                name="conversion_one_per_format",
             )
         ]
         indexes = [
@@ -752,7 +779,15 @@ class Conversion(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.output_format} of generation {self.generation_id} ({self.state})"
+        what = self.output_format if self.kind == self.Kind.CONVERT else self.kind
+        return f"{what} of generation {self.generation_id} ({self.state})"
+
+    @property
+    def description(self):
+        """What a finishing step does, with its options, in words (the version's lineage)."""
+        from .finishing import describe
+
+        return describe(self)
 
     # --- transitions ---------------------------------------------------------
     def _transition(self, expected, new_state, **fields):
@@ -795,7 +830,9 @@ class Conversion(models.Model):
                 deliveries=0,
             )
             self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, "hold became a charge")
-            self._ledger(LedgerEntry.Kind.CHARGE, -self.credit_estimate, f"convert task {task_id}")
+            self._ledger(
+                LedgerEntry.Kind.CHARGE, -self.credit_estimate, f"{self.kind} task {task_id}"
+            )
 
     def mark_needs_attention(self, reason, expected=(State.SUBMITTING,)):
         """-> NEEDS_ATTENTION: a person decides; never resent automatically (it may have
@@ -838,15 +875,32 @@ class Conversion(models.Model):
         """FAILED -> INGESTING: a failed local conversion is tried again (local ones are free)."""
         self._transition([State.FAILED], State.INGESTING, failure_reason="", finished_at=None)
 
-    def mark_finished(self, asset):
-        """The file is stored (a local conversion, or the upstream's result) -> FINISHED."""
+    def mark_finished(self, asset, result=None):
+        """The file is stored (a local conversion, or the upstream's result) -> FINISHED;
+        a finishing step's ``result`` is the new version its files became."""
         self._transition(
             [State.INGESTING, *POLLING_STATES],
             State.FINISHED,
             progress=100,
             asset=asset,
+            result=result,
             finished_at=timezone.now(),
             due_at=None,
+        )
+
+    def wait_for_result_file(self, since, next_poll_at):
+        """FINISHED upstream without a result URL yet (a known quirk): poll again."""
+        self._transition(
+            list(POLLING_STATES), self.state, finished_null_since=since, due_at=next_poll_at
+        )
+
+    def refresh_result_urls(self, due_at):
+        """A result URL had expired when we fetched it: poll once more for fresh ones."""
+        self._transition(
+            list(POLLING_STATES),
+            self.state,
+            url_refreshes=models.F("url_refreshes") + 1,
+            due_at=due_at,
         )
 
     def _ledger(self, kind, amount, note):

@@ -28,7 +28,7 @@ from credits.models import WalletSnapshot
 from ops import heartbeat
 from ops.logs import with_generation_id
 
-from . import ingest, planner, storage, turns
+from . import finishing, ingest, planner, storage, turns
 from .catalogue import InvalidRequest
 from .models import POLLING_STATES, Alert, Asset, Generation, IllegalTransition, State
 from .ratelimit import Decision, effective_limit, get_limiter, window
@@ -702,19 +702,28 @@ def submit_conversion(conversion_id, claim=None):
         conversion.claim_for_submit(now + _lease("STEP_LEASE"))
     except IllegalTransition:
         return
+    # The request is made before a rate slot is taken: one that cannot be sent spends none.
+    if conversion.kind == Conversion.Kind.CONVERT:
+        url = conv.source_url(conversion.generation, now)
+        if url is None:
+            conversion.mark_failed(
+                "The upstream's copy of the model has expired (24 hours after it was made), and "
+                "the convert tool cannot read our private storage. Download OBJ, STL or PLY instead."
+            )
+            return
+        endpoint, body, upload = conv.CONVERT_ENDPOINT, conv.request_body(url, conversion), None
+    else:
+        try:
+            endpoint, body, upload = finishing.build(conversion, now)
+        except finishing.FinishingRefused as exc:
+            conversion.mark_failed(exc.message)  # nothing sent: the hold is released
+            return
     decision = get_limiter().acquire()
     if not decision.allowed:
         conversion.requeue_submit(now + timedelta(seconds=decision.wait))
         return
-    url = conv.source_url(conversion.generation, now)
-    if url is None:
-        conversion.mark_failed(
-            "The upstream's copy of the model has expired (24 hours after it was made), and the "
-            "convert tool cannot read our private storage. Download OBJ, STL or PLY instead."
-        )
-        return
     try:
-        submitted = _counted(decision, client().convert, url, conversion.output_format)
+        submitted = _counted(decision, _submit_job, endpoint, body, upload)
     except RateLimited as exc:
         get_limiter().block(exc.retry_after)
         conversion.requeue_submit(now + timedelta(seconds=exc.retry_after))
@@ -737,6 +746,10 @@ def submit_conversion(conversion_id, claim=None):
             submitted.task_id,
             now + timedelta(seconds=max(planner.min_interval(), 15 * _duration_scale())),
         )
+
+
+def _submit_job(endpoint, body, upload):
+    return client().submit(endpoint, body, upload=upload)
 
 
 def _duration_scale():
@@ -770,7 +783,10 @@ def poll_conversion(conversion_id, claim=None):
         conversion.defer(retry_at)
         return
     if status.status == "FAILED":
-        conversion.mark_failed(status.failure_reason or "The convert tool failed without a reason.")
+        conversion.mark_failed(status.failure_reason or "The upstream failed without a reason.")
+        return
+    if conversion.kind != Conversion.Kind.CONVERT:
+        _finish_step(conversion, status, now, retry_at)
         return
     url = next((r.url for r in status.results if r.url), None)
     if status.status != "FINISHED" or url is None:
@@ -799,6 +815,76 @@ def poll_conversion(conversion_id, claim=None):
             },
         )
         conversion.mark_finished(asset)
+
+
+def _finish_step(job, status, now, retry_at):
+    """A finishing step's poll answer: progress, a failure (refunded), or its files stored
+    as a new version (finishing.make_version). A step the upstream finished and charged is
+    never refunded here: a file we cannot fetch asks a person instead."""
+    if status.status != "FINISHED":
+        job.record_progress(status.status, status.progress, retry_at)
+        return
+    found = [r for r in status.results if r.url]
+    if not found:
+        if status.failure_reason:  # FINISHED without a file, with a reason: a failure
+            job.mark_failed(status.failure_reason)
+            return
+        since = job.finished_null_since or now
+        if now - since > FINISHED_WITHOUT_ASSET_GRACE:
+            job.mark_needs_attention(
+                "The upstream reported FINISHED but sent no result file for over two minutes.",
+                expected=POLLING_STATES,
+            )
+            return
+        job.wait_for_result_file(since, _finished_empty_poll_at(since, now))
+        return
+    downloads = []
+    try:
+        for result in found:
+            downloads.append(ingest.download(result.url))
+    except ingest.AssetExpired as exc:
+        _discard(downloads)
+        if job.url_refreshes == 0:
+            job.refresh_result_urls(now)  # the next poll brings fresh URLs
+        else:
+            job.mark_needs_attention(
+                f"The result files could not be fetched: {exc}", POLLING_STATES
+            )
+        return
+    except ingest.AssetRefused as exc:
+        _discard(downloads)
+        job.mark_needs_attention(f"The result was refused: {exc}", POLLING_STATES)
+        return
+    except ingest.AssetUnavailable:
+        _discard(downloads)
+        job.defer(retry_at)
+        return
+    stored, have_model = [], False
+    for index, downloaded in enumerate(downloads):
+        if downloaded.format == "glb" and not have_model:
+            role, have_model = Asset.Role.MODEL, True
+        elif downloaded.format in {"png", "jpeg", "webp", "gif"}:
+            role = Asset.Role.RENDER
+        else:
+            role = Asset.Role.ORIGINAL
+        stored.append((downloaded, role, f"{index}:{job.kind}:{downloaded.name}"))
+    if finishing.STEPS[job.kind].makes_model and not have_model:
+        _discard(downloads)
+        job.mark_needs_attention("The step's results hold no GLB model.", POLLING_STATES)
+        return
+    results = [{"url": r.url, "asset_type": r.asset_type} for r in found]
+    try:
+        version = finishing.make_version(job, stored, results, now)
+    except ingest.AssetRefused as exc:
+        _discard(downloads)
+        job.mark_needs_attention(f"The result was refused: {exc}", POLLING_STATES)
+        return
+    log.info("%s job %s made generation %s", job.kind, job.pk, version.pk)
+
+
+def _discard(downloads):
+    for downloaded in downloads:
+        downloaded.path.unlink(missing_ok=True)
 
 
 def dispatch_conversions(now, budget_left, limit=50):

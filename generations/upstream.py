@@ -207,7 +207,7 @@ class UpstreamClient:
     def __repr__(self):  # never show the key
         return f"<UpstreamClient {self.base_url}>"
 
-    def _request(self, method, path, *, json_body=None):
+    def _request(self, method, path, *, json_body=None, form=None, files=None):
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
         try:
@@ -215,6 +215,8 @@ class UpstreamClient:
                 method,
                 url,
                 json=json_body,
+                data=form,
+                files=files,
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
@@ -281,8 +283,20 @@ class UpstreamClient:
         return body
 
     # --- endpoints -------------------------------------------------------------
-    def submit(self, endpoint: str, body: dict) -> Submitted:
-        response = self._request("POST", endpoint, json_body=body)
+    def submit(self, endpoint: str, body: dict, *, upload=None) -> Submitted:
+        """POST a job. ``upload`` = (field, file name, bytes) sends it as multipart (the
+        fields as text, booleans as ``true``/``false``: see UPSTREAM_API.md "Request
+        encoding"), else ``body`` goes as JSON. Either way a submit, with a submit's care."""
+        if upload is None:
+            response = self._request("POST", endpoint, json_body=body)
+        else:
+            field_name, filename, data = upload
+            form = {
+                name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+                for name, value in body.items()
+            }
+            files = {field_name: (filename, data, "application/octet-stream")}
+            response = self._request("POST", endpoint, form=form, files=files)
         self._check(response)
         data = self._json(response)
         task_id = data.get("task_id")

@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -34,8 +34,9 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from credits.models import LedgerEntry
 from studio_dashboard import dataversion
 
-from . import conversions, planner, pricing, storage, turns
+from . import conversions, finishing, planner, pricing, storage, turns
 from .forms import (
+    FINISH_FORMS,
     ActionForm,
     ConvertForm,
     CostForm,
@@ -67,6 +68,7 @@ CONTENT_TYPES = {
     "png": "image/png",
     "jpeg": "image/jpeg",
     "webp": "image/webp",
+    "gif": "image/gif",
 }
 
 
@@ -295,11 +297,17 @@ def generation_detail(request, pk):
     """
     if not request.htmx:
         return _detail_page(request, pk)
-    if request.htmx.target == "conversions":
+    # A polled list of jobs: (its context, the key that says one is still running).
+    lists = {
+        "conversions": (_conversions_context, "converting"),
+        "finishing": (_finishing_context, "finishing"),
+    }
+    if request.htmx.target in lists:
+        build, running = lists[request.htmx.target]
         generation = _get_generation_for_user(request, pk)
-        context = _conversions_context(generation, request.user)
-        response = render(request, "generations/detail.html#conversions", context)
-        if not context["converting"]:
+        context = build(generation, request.user)
+        response = render(request, f"generations/detail.html#{request.htmx.target}", context)
+        if not context[running]:
             return HttpResponseStopPolling(response.content)
         return response
     return _status_card(request, pk)
@@ -339,6 +347,11 @@ class _Files:
         return next((a for a in self._all if a.role == Asset.Role.THUMBNAIL), None)
 
     @cached_property
+    def renders(self):
+        """Stills and turntables a finishing step rendered (finishing.py)."""
+        return [a for a in self._all if a.role == Asset.Role.RENDER]
+
+    @cached_property
     def downloads(self):
         return [a for a in self._all if a.role not in (Asset.Role.CONVERTED, Asset.Role.THUMBNAIL)]
 
@@ -361,6 +374,7 @@ def _card_context(request, generation):
     }
     if generation.state == State.FINISHED:
         context.update(_conversions_context(generation, request.user))
+        context.update(_finishing_context(generation, request.user))
     return context
 
 
@@ -403,7 +417,11 @@ def _option_rows(generation):
 
 
 def _conversions_context(generation, user):
-    rows = list(Conversion.objects.filter(generation=generation).select_related("asset"))
+    rows = list(
+        Conversion.objects.filter(
+            generation=generation, kind=Conversion.Kind.CONVERT
+        ).select_related("asset")
+    )
     done = {c.output_format for c in rows}
     return {
         "generation": generation,
@@ -420,6 +438,72 @@ def _conversions_context(generation, user):
         ],
         "can_act": can_act(user, generation),
     }
+
+
+def _finishing_context(generation, user, bound=None):
+    """The "Finish this model" section: its jobs (live) and a form per step, with its cost
+    and, where a step cannot run on this model, why not in words."""
+    prefetch_related_objects([generation], "assets")  # each step's check reads the model
+    jobs = list(
+        Conversion.objects.filter(generation=generation)
+        .exclude(kind=Conversion.Kind.CONVERT)
+        .select_related("result")
+    )
+    steps = []
+    for kind, form_class in FINISH_FORMS.items():
+        form = (bound or {}).get(kind) or form_class(prefix=kind)
+        steps.append(
+            {
+                "kind": kind,
+                "label": finishing.STEPS[kind].label,
+                "form": form,
+                "cost": form.cost(),
+                "impossible": finishing.impossible(generation, kind),
+            }
+        )
+    return {
+        "generation": generation,
+        "finish_jobs": jobs,
+        "finishing": any(j.state in IN_FLIGHT_STATES for j in jobs),
+        "finish_steps": steps,
+        "can_act": can_act(user, generation),
+    }
+
+
+@login_required
+@require_POST
+def generation_finish(request, pk, kind):
+    """Start a finishing step (finishing.request): held, queued, and shown in the section."""
+    generation = _get_generation_for_user(request, pk, act=True)
+    form_class = FINISH_FORMS.get(kind)
+    if form_class is None:
+        raise Http404("No such finishing step.")
+    form = form_class(request.POST, prefix=kind)
+    bound = {}
+    if form.is_valid():
+        try:
+            job = finishing.request(
+                generation, kind, form.options(), request.user, form.cleaned_data["form_token"]
+            )
+        except finishing.FinishingRefused as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request,
+                f"{finishing.STEPS[kind].label} asked for: {job.credit_estimate} credits held.",
+            )
+    else:
+        bound[kind] = form
+        problems = "; ".join(
+            f"{form.fields[name].label or name.replace('_', ' ').capitalize() if name in form.fields else 'Form'}: {' '.join(errors)}"
+            for name, errors in form.errors.items()
+        )
+        messages.error(request, f"{finishing.STEPS[kind].label} was not asked for. {problems}")
+    if request.htmx:
+        context = _finishing_context(generation, request.user, bound)
+        context["messages_inline"] = True
+        return render(request, "generations/detail.html#finishing", context)
+    return redirect(reverse("generations:detail", args=[generation.pk]) + "#finishing")
 
 
 def _when_words(when):
