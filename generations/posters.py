@@ -46,6 +46,10 @@ LIGHT = np.array([-0.45, 0.75, 0.55])  # from the upper left, in view space
 AMBIENT, DIFFUSE = 0.38, 0.72
 
 
+# Compressed geometry we do not decode: its accessors have no bytes of their own to read.
+UNDECODED = {"KHR_draco_mesh_compression", "EXT_meshopt_compression"}
+
+
 class PosterUnavailable(Exception):
     """The model cannot be drawn (unreadable, empty, too slow); it gets no poster."""
 
@@ -63,6 +67,10 @@ def render(path, *, size=SIZE, face_budget=FACE_BUDGET, seconds=SECONDS) -> Imag
     try:
         with open(Path(path), "rb") as fh:
             glb = _Glb(fh, Path(path).stat().st_size)
+            compressed = UNDECODED & set(glb.json.get("extensionsRequired") or [])
+            if compressed:
+                # Decoding these would need a new dependency; the page's viewer can.
+                raise PosterUnavailable(f"its geometry is compressed ({', '.join(compressed)})")
             parts = _read_parts(glb, face_budget, deadline)
     except (GlbError, OSError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise PosterUnavailable(f"the GLB could not be read: {exc}") from None
@@ -82,9 +90,10 @@ def _check(deadline):
 class _Part:
     """The triangles of one primitive instance, in world space, with their look."""
 
-    def __init__(self, points, faces, uv, colour, texture, step):
+    def __init__(self, points, faces, uv, colour, texture, step, tint=None):
         self.points, self.faces, self.uv = points, faces, uv
         self.colour, self.texture = colour, texture
+        self.tint = tint  # per-vertex linear RGB (COLOR_0), or None
         self.step = step  # one face of every ``step`` was kept
 
 
@@ -116,7 +125,8 @@ def _read_parts(glb, face_budget, deadline):
         points = _gather(glb, position, used, 3)
         points = points @ matrix[:3, :3].T.astype(np.float32) + matrix[:3, 3].astype(np.float32)
         colour, texture, uv = _look(glb, prim, used, textures)
-        parts.append(_Part(points, faces, uv, colour, texture, step))
+        tint = _vertex_colours(glb, prim, used)
+        parts.append(_Part(points, faces, uv, colour, texture, step, tint))
     return parts
 
 
@@ -187,6 +197,21 @@ def _look(glb, prim, used, textures):
             if texture is not None:
                 uv = _gather(glb, glb.accessor(prim["attributes"][coord]), used, 2)
     return colour, texture, uv
+
+
+def _vertex_colours(glb, prim, used):
+    """COLOR_0 of the ``used`` vertices as linear RGB (float16: half the memory), or None."""
+    index = prim.get("attributes", {}).get("COLOR_0")
+    if index is None:
+        return None
+    accessor = glb.accessor(index)
+    components = {"VEC3": 3, "VEC4": 4}.get(accessor.get("type"))
+    if components is None:
+        return None
+    if not accessor.get("normalized") and accessor.get("componentType") != 5126:
+        return None  # neither floats nor normalised: not valid glTF colours; the material's
+    colours = _gather(glb, accessor, used, components)[:, :3]
+    return np.clip(colours, 0, 1).astype(np.float16)
 
 
 def _texture(glb, index):
@@ -365,12 +390,16 @@ def _shade(part, screen, faces, pixels, side):
     light = LIGHT * np.array([1, -1, -1]) / np.linalg.norm(LIGHT)
     shade = AMBIENT + DIFFUSE * np.clip(normal @ light, 0, 1)
     albedo = np.broadcast_to(part.colour, (len(faces), 3)).copy()
+    if part.tint is None and (part.texture is None or part.uv is None):
+        return albedo * shade[:, None]
+    px = (pixels % side).astype(np.float32) + 0.5
+    py = (pixels // side).astype(np.float32) + 0.5
+    weights, _ = _barycentric(corners, px[:, None], py[:, None])
+    weights = np.clip(weights[:, :, 0], 0, 1)  # (3, n); a grown face's pixel may be outside
+    weights /= np.maximum(weights.sum(axis=0, keepdims=True), 1e-9)
+    if part.tint is not None:
+        albedo *= np.einsum("kn,nkc->nc", weights, part.tint[part.faces[faces]].astype(np.float32))
     if part.texture is not None and part.uv is not None:
-        px = (pixels % side).astype(np.float32) + 0.5
-        py = (pixels // side).astype(np.float32) + 0.5
-        weights, _ = _barycentric(screen[part.faces[faces]], px[:, None], py[:, None])
-        weights = np.clip(weights[:, :, 0], 0, 1)  # (3, n); a grown face's pixel may be outside
-        weights /= np.maximum(weights.sum(axis=0, keepdims=True), 1e-9)
         uv = np.einsum("kn,nkc->nc", weights, part.uv[part.faces[faces]])
         height, width = part.texture.shape[:2]
         u = np.mod(uv[:, 0], 1.0) * (width - 1)  # REPEAT wrapping, the glTF default

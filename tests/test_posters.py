@@ -132,6 +132,38 @@ def test_a_broken_model_gets_no_poster(tmp_path, spoil):
         draw(tmp_path, spoil(green_box_glb()))
 
 
+def test_vertex_colours_paint_the_model(tmp_path):
+    left, right = (trimesh.creation.box(extents=(1, 1, 1)) for _ in range(2))
+    left.apply_translation((-0.6, 0, 0))
+    right.apply_translation((0.6, 0, 0))
+    both = trimesh.util.concatenate([left, right])
+    colours = np.repeat([[220, 30, 30, 255], [30, 30, 220, 255]], len(left.vertices), axis=0)
+    both.visual = trimesh.visual.ColorVisuals(both, vertex_colors=colours.astype(np.uint8))
+    data = both.export(file_type="glb")
+    assert b"COLOR_0" in data
+    rgb = draw(tmp_path, data)
+    rgb = rgb[opaque(rgb)][:, :3].astype(int)
+    red = (rgb[:, 0] > rgb[:, 2] + 60).mean()
+    blue = (rgb[:, 2] > rgb[:, 0] + 60).mean()
+    assert red > 0.3 and blue > 0.3  # both boxes, each in its own colour
+
+
+def test_compressed_geometry_gets_no_poster_and_says_why(tmp_path):
+    import json
+
+    data = green_box_glb()
+    json_len = struct.unpack("<I", data[12:16])[0]
+    gltf = json.loads(data[20 : 20 + json_len])
+    gltf["extensionsRequired"] = ["KHR_draco_mesh_compression"]
+    text = json.dumps(gltf).encode()
+    text += b" " * (-len(text) % 4)
+    rest = data[20 + json_len :]
+    header = struct.pack("<4sII", b"glTF", 2, 12 + 8 + len(text) + len(rest))
+    spoilt = header + struct.pack("<I4s", len(text), b"JSON") + text + rest
+    with pytest.raises(posters.PosterUnavailable, match="compressed"):
+        draw(tmp_path, spoilt)
+
+
 def test_a_model_without_triangles_gets_no_poster(tmp_path):
     points = trimesh.PointCloud(np.random.default_rng(1).random((50, 3)))
     with pytest.raises(posters.PosterUnavailable, match="no triangles"):
