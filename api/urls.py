@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/generations/<int:pk>/", views.generation, name="generation"),
     path("api/v1/generations/<int:pk>/regenerate/", views.regenerate, name="regenerate"),
     path("api/v1/generations/<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("api/v1/generations/<int:pk>/finish/<slug:kind>/", views.finish, name="finish"),
     path("api/v1/generations/<int:pk>/assets/<int:asset_pk>/", views.asset, name="asset"),
     path("api/v1/batches/", views.batch_create, name="batches"),
     path("api/v1/batches/<int:pk>/", views.batch, name="batch"),

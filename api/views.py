@@ -22,8 +22,8 @@ from rest_framework.response import Response
 from credits import budgets, spend
 from credits import views as credits_views
 from credits.forms import SpendFilterForm
-from generations import batches, planner, pricing, rows, storage, turns
-from generations.forms import HistoryFilterForm
+from generations import batches, finishing, planner, pricing, rows, storage, turns
+from generations.forms import FINISH_FORMS, HistoryFilterForm
 from generations.models import Asset, Batch, BudgetExceeded, CancelRefused, Generation, State
 from reviews.forms import DecisionForm, QueueFilterForm
 from reviews.models import Review, ReviewConflict, ReviewStatus, awaiting_review
@@ -287,6 +287,54 @@ def cancel(request, pk):
         body = {"detail": exc.message, "code": "too_late", "state": generation.state}
         return Response(body, status=status.HTTP_409_CONFLICT)
     return _detail(request, _get_generation(request, pk))
+
+
+@extend_schema(
+    summary="Finish a model: remesh, texture, repair, optimize or render it (a new version)",
+    description=(
+        "The step's options are the page's form fields (e.g. remesh: polygons, face_limit). "
+        "Its price is held now, charged when the upstream takes it and refunded if it fails; "
+        "its result becomes a new version (new_version, once finished). 409: not possible "
+        "for this model (the reason in words); 402: over a budget."
+    ),
+    parameters=[IDEMPOTENCY_HEADER],
+    request=OpenApiTypes.OBJECT,
+    responses={201: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["POST"])
+def finish(request, pk, kind):
+    """The page's form and model method (finishing.request) behind a JSON body."""
+    generation = _get_generation(request, pk, act=True)
+    form_class = FINISH_FORMS.get(kind)
+    if form_class is None:
+        raise Http404("No such finishing step.")
+    token = inputs.form_token(request.user, request.headers.get("Idempotency-Key", ""))
+    data = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
+    # An option left out takes the form's initial choice, as on the page.
+    defaults = {
+        name: field.initial
+        for name, field in form_class.base_fields.items()
+        if field.initial is not None and name != "form_token"
+    }
+    form = form_class({**defaults, **data, "form_token": token})
+    if not form.is_valid():
+        raise _invalid(form.errors)
+    try:
+        job = finishing.request(generation, kind, form.options(), request.user, token)
+    except finishing.FinishingRefused as exc:
+        code = status.HTTP_402_PAYMENT_REQUIRED if exc.code == "budget_exceeded" else 409
+        return Response({"detail": exc.message, "code": exc.code}, status=code)
+    body = {
+        "id": job.pk,
+        "kind": job.kind,
+        "options": job.options,
+        "source": generation.pk,
+        "state": job.state,
+        "credits": job.credit_estimate,
+        "failure_reason": job.failure_reason,
+        "new_version": job.result_id,
+    }
+    return Response(body, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(

@@ -37,11 +37,13 @@ RENDER_TURNTABLES = ("turntable_4", "turntable_8", "turntable_12")
 
 
 class FinishingRefused(Exception):
-    """A step that cannot be asked for (or sent) now; ``message`` is for the member."""
+    """A step that cannot be asked for (or sent) now; ``message`` is for the member,
+    ``code`` says why for a program: "impossible", "budget_exceeded" or "token_used"."""
 
-    def __init__(self, message):
+    def __init__(self, message, code="impossible"):
         super().__init__(message)
         self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,13 @@ def request(generation, kind, options, user, form_token, now=None):
     except IntegrityError:
         existing = Conversion.objects.filter(form_token=form_token).first()
         if existing is None or existing.generation_id != generation.pk:
-            raise FinishingRefused("This form was already used; reload the page.") from None
+            raise FinishingRefused(
+                "This form was already used; reload the page.", "token_used"
+            ) from None
         return existing
     except BudgetExceeded as exc:
-        raise FinishingRefused(exc.message.replace("This generation", "This step")) from None
+        message = exc.message.replace("This generation", "This step")
+        raise FinishingRefused(message, "budget_exceeded") from None
     return job
 
 

@@ -58,6 +58,12 @@ MATRIX = {
         None,
         {**only(200, {"member", "admin_user"}, 403), "outsider": 404},
     ),
+    "api:finish": (
+        "post",
+        lambda w: {"pk": w["finished"].pk, "kind": "optimize"},
+        {"preset": "low"},
+        {**only(201, {"member", "admin_user"}, 403), "outsider": 404},
+    ),
     "api:asset": (
         "get",
         lambda w: {"pk": w["finished"].pk, "asset_pk": w["finished"].assets.get().pk},
