@@ -229,3 +229,44 @@ def dispatch_concepts(now, budget_left, limit=50):
                 task.delay(job.pk, token)
                 sent += counted
     return sent
+
+
+def make_model(*, owner, spec, edition, mode, picks, form_token):
+    """Queue an image-to-3D (or multi-view) generation of the picked concept images
+    (``[(slot, ConceptImage)]``) through ``create_queued``, and keep its lineage
+    (``ConceptPick``). Each image is checked again by the provider's rules (Tripo
+    flattens transparency). None when the form token is someone else's;
+    ``BudgetExceeded`` when it does not fit the budget."""
+    from .models import ConceptPick, Generation
+
+    rules = spec.image_rules
+    cleaned = []
+    for slot, image in picks:
+        with image.file.open("rb") as fh:
+            cleaned.append(
+                (
+                    slot,
+                    images.clean_upload(
+                        fh,
+                        flatten_transparency=rules.flatten_transparency,
+                        max_side=rules.send_max_side,
+                    ),
+                )
+            )
+    with transaction.atomic():
+        generation = Generation.objects.create_queued(
+            owner=owner,
+            provider=spec.key,
+            mode=mode,
+            prompt="",
+            options={},
+            form_token=form_token,
+            edition=edition,
+            images=cleaned,
+        )
+        if generation is not None:
+            for slot, image in picks:  # a double post finds its picks there already
+                ConceptPick.objects.get_or_create(
+                    generation=generation, slot=slot, defaults={"image": image}
+                )
+    return generation

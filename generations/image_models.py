@@ -83,7 +83,7 @@ class ImageModel:
     def price(self, options, count):
         """(total, breakdown): per image times the count. Tolerant of unknown values."""
         each = self.price_per_image(options)
-        return each * count, [(f"{count} image{'s' if count != 1 else ''} x {each}", each * count)]
+        return each * count, [(f"{count} x {each} credits an image:", each * count)]
 
     def request_body(self, prompt, options, count, images=()):
         """The JSON body; ``images`` (data URIs) make it an edit. Options left at their

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import attention, views
+from . import attention, concept_views, views
 
 app_name = "generations"
 urlpatterns = [
@@ -17,6 +17,27 @@ urlpatterns = [
     path("<int:pk>/duplicate/", views.generation_duplicate, name="duplicate"),
     path("<int:pk>/poster/", views.generation_poster, name="poster"),
     path("<int:pk>/images/<int:image_pk>/", views.reference_image, name="reference-image"),
+    # "Start from an image" (issue 19): concept jobs, their images, a pick made a model.
+    path("concepts/new/", concept_views.concept_new, name="concept-new"),
+    path("concepts/new/cost/", concept_views.concept_cost, name="concept-cost"),
+    path("concepts/<int:pk>/", concept_views.concept_detail, name="concept"),
+    path("concepts/<int:pk>/model/", concept_views.concept_make_model, name="concept-model"),
+    path(
+        "concepts/<int:pk>/model/cost/",
+        concept_views.concept_model_cost,
+        name="concept-model-cost",
+    ),
+    path(
+        "concepts/<int:pk>/images/<int:image_pk>/",
+        concept_views.concept_image,
+        name="concept-image",
+    ),
+    path(
+        "concepts/<int:pk>/references/<int:image_pk>/",
+        concept_views.concept_image,
+        {"reference": True},
+        name="concept-reference",
+    ),
     path("<int:pk>/assets/<int:asset_pk>/", views.asset_download, name="asset"),
     path(
         "<int:pk>/assets/<int:asset_pk>/view/",

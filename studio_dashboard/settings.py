@@ -400,6 +400,8 @@ REQUEST_MAX_BODY_BYTES = env_int(
 REQUEST_UPLOAD_VIEWS = [
     "generations:new",
     "generations:poster",
+    # "Start from an image": up to 4 images to edit (generations/concept_forms.py).
+    "generations:concept-new",
     "api:generations",
     "api:regenerate",
     # A batch's CSV and images (generations/batches.py), DATA_UPLOAD_MAX_NUMBER_FILES files
