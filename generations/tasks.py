@@ -880,6 +880,9 @@ def _finish_step(job, status, now, retry_at):
         job.mark_needs_attention(f"The result was refused: {exc}", POLLING_STATES)
         return
     log.info("%s job %s made generation %s", job.kind, job.pk, version.pk)
+    # The new version is finished without ingest: its picture (a render's still, or a
+    # poster of its new model) is drawn as ingest's are.
+    transaction.on_commit(lambda: render_poster.delay(version.pk), robust=True)
 
 
 def _discard(downloads):

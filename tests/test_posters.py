@@ -368,3 +368,37 @@ def test_a_large_model_is_drawn_within_the_memory_budget(tmp_path):
         tracemalloc.stop()
     assert peak < 64 * 1024 * 1024
     assert opaque(np.asarray(image)).mean() > 0.1  # and it drew the model, without holes
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "kind, options, picture",
+    [
+        ("optimize", {"preset": "low"}, "drawn"),
+        ("render", {"output": "image", "angle": "3/4", "resolution": 256}, "the render's still"),
+    ],
+)
+def test_a_finishing_steps_new_version_gets_its_picture(
+    sandbox_server, member, monkeypatch, kind, options, picture
+):
+    from tests.test_finishing_pipeline import ask, run
+    from tests.test_pipeline import drive, queue
+
+    for task in (
+        tasks.submit_generation,
+        tasks.poll_generation,
+        tasks.ingest_generation,
+        tasks.submit_conversion,
+        tasks.poll_conversion,
+        tasks.render_poster,
+    ):
+        monkeypatch.setattr(task, "delay", task)
+    source = drive(queue(member, "a blue vase"))
+    job = run(ask(source, kind, options))
+    assert job.state == State.FINISHED, job.failure_reason
+    poster = job.result.assets.get(role=Asset.Role.THUMBNAIL)
+    still = job.result.assets.filter(role=Asset.Role.RENDER).first()
+    if picture == "drawn":
+        assert still is None and poster.file.name != source.assets.get(role="thumbnail").file.name
+    else:
+        assert poster.file.name == still.file.name
