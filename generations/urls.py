@@ -13,6 +13,7 @@ urlpatterns = [
     path("new/", views.generation_new, name="new"),
     path("new/cost/", views.generation_cost, name="cost"),
     path("<int:pk>/convert/", views.generation_convert, name="convert"),
+    path("<int:pk>/finish/<slug:kind>/", views.generation_finish, name="finish"),
     path("<int:pk>/cancel/", views.generation_cancel, name="cancel"),
     path("<int:pk>/duplicate/", views.generation_duplicate, name="duplicate"),
     path("<int:pk>/poster/", views.generation_poster, name="poster"),

@@ -146,12 +146,39 @@ def test_a_step_the_upstream_fails_is_refunded_once(sandbox_server, source):
     assert upstream["refunded"] == 90
 
 
-def test_finished_without_a_file_but_with_a_reason_is_a_refunded_failure(sandbox_server, source):
-    set_faults(sandbox_server, {"quirks": {"finished_no_asset_rate": 1.0}})
-    job = run(ask(source, "optimize", {"preset": "default"}))
+EVERY_STEP = [
+    ("remesh", {"polygons": "triangles"}, 10),
+    ("texture", {"prompt": "slate", "texture_quality": "standard"}, 20),
+    ("repair", {"quality": "low", "hollow": False}, 60),
+    ("optimize", {"preset": "default"}, 10),
+    ("render", {"output": "image", "angle": "left", "resolution": 256}, 5),
+]
+
+
+@pytest.mark.parametrize(
+    "fault", [{"fail_rate": 1.0}, {"quirks": {"finished_no_asset_rate": 1.0}}], ids=str
+)
+@pytest.mark.parametrize(("kind", "options", "price"), EVERY_STEP)
+def test_every_step_failed_upstream_is_refunded_and_makes_no_version(
+    sandbox_server, source, kind, options, price, fault
+):
+    # FAILED, and FINISHED without a file but with a reason: both failures, refunded upstream.
+    set_faults(sandbox_server, fault)
+    job = run(ask(source, kind, options))
     assert job.state == State.FAILED
-    assert ledger(job)[-1] == ("refund", 10)
+    assert ledger(job) == [
+        ("hold", -price),
+        ("release", price),
+        ("charge", -price),
+        ("refund", price),
+    ]
     assert not Generation.objects.filter(previous_version=source).exists()
+    (upstream,) = [
+        t
+        for t in upstream_tasks(sandbox_server)
+        if t["endpoint"] != "/v1/3d-models/tencent/generate/rapid/"
+    ]
+    assert upstream["refunded"] == price
 
 
 def test_finished_with_a_null_file_for_a_while_keeps_polling_then_finishes(sandbox_server, source):
