@@ -5,6 +5,7 @@ import uuid
 from django import forms
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -118,6 +119,27 @@ def _create_job(user, form, edit_of):
     if job is None:
         raise Http404("This form was already used by someone else.")
     return job
+
+
+@login_required
+@require_GET
+def concept_list(request):
+    """Concept jobs the user may see, newest first, 24 a page, each with its first image."""
+    jobs = (
+        ConceptJob.objects.visible_to(request.user)
+        .select_related("owner")
+        .prefetch_related("images")
+        .order_by("-created_at", "-id")
+    )
+    page = Paginator(jobs, 24).get_page(PageForm(request.GET).number())
+    return render(request, "concepts/list.html", {"page": page})
+
+
+class PageForm(forms.Form):
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def number(self):
+        return self.cleaned_data.get("page") if self.is_valid() else None
 
 
 @login_required

@@ -109,7 +109,19 @@ def poll_concept(job_id, claim=None):
         get_limiter().block(exc.retry_after)
         job.defer(now + timedelta(seconds=exc.retry_after))
         return
-    except (Rejected, NotSent, Unavailable, Ambiguous) as exc:
+    except Rejected as exc:
+        # An unknown task (404) or a refused key: polling again cannot help; a person
+        # looks (it was charged: nothing is refunded without knowing).
+        job.mark_needs_attention(
+            f"The upstream no longer answers for task {job.upstream_task_id}: {exc.message}",
+            expected=list(POLLING_STATES),
+        )
+        if exc.status == 401:
+            tasks._alert(f"The upstream refused our API key while polling: {exc.message}")
+        return
+    except (NotSent, Unavailable, Ambiguous) as exc:
+        # Bounded: each dispatch counts a delivery, and dispatch_concepts asks a person
+        # after MAX_DELIVERIES + 2 without progress.
         log.warning("concept job %s: poll failed: %s", job_id, exc.message)
         job.defer(now + timedelta(seconds=backoff(job.deliveries + 1)))
         return
@@ -136,8 +148,7 @@ def poll_concept(job_id, claim=None):
                 expected=list(POLLING_STATES),
             )
             return
-        job.record_progress("FINISHED", 99, tasks._finished_empty_poll_at(since, now))
-        ConceptJob.objects.filter(pk=job.pk).update(finished_null_since=since)
+        job.wait_for_result_file(since, tasks._finished_empty_poll_at(since, now))
         return
     job.record_progress(status.status, status.progress, retry_at)
 

@@ -1132,6 +1132,7 @@ class ConceptJob(models.Model):
     mark_submitted = Conversion.mark_submitted
     mark_needs_attention = Conversion.mark_needs_attention
     record_progress = Conversion.record_progress
+    wait_for_result_file = Conversion.wait_for_result_file
     defer = Conversion.defer
 
     def mark_rejected(self, reason):

@@ -19,6 +19,7 @@ urlpatterns = [
     path("<int:pk>/poster/", views.generation_poster, name="poster"),
     path("<int:pk>/images/<int:image_pk>/", views.reference_image, name="reference-image"),
     # "Start from an image" (issue 19): concept jobs, their images, a pick made a model.
+    path("concepts/", concept_views.concept_list, name="concepts"),
     path("concepts/new/", concept_views.concept_new, name="concept-new"),
     path("concepts/new/cost/", concept_views.concept_cost, name="concept-cost"),
     path("concepts/<int:pk>/", concept_views.concept_detail, name="concept"),

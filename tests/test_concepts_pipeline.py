@@ -188,3 +188,26 @@ def test_the_ledger_and_the_wallet_agree_after_a_mixed_run(
     )
     assert spent == 100 + 35
     assert before - after == Decimal(spent)
+
+
+def test_a_failure_reason_echoing_the_key_is_stored_without_it(
+    sandbox_server, inline_doorbells, member
+):
+    from tests.conftest import SANDBOX_KEY
+
+    set_faults(sandbox_server, {"echo_authorization": ["failure_reason"], "fail_rate": 1.0})
+    job = drive(queue_job(member))
+    assert job.state == State.FAILED
+    assert job.failure_reason
+    assert SANDBOX_KEY not in job.failure_reason
+
+
+def test_an_unknown_task_asks_a_person_instead_of_polling_forever(
+    sandbox_server, inline_doorbells, member
+):
+    job = queue_job(member)
+    concepts.submit_concept(job.pk)
+    ConceptJob.objects.filter(pk=job.pk).update(upstream_task_id=str(uuid.uuid4()))
+    job = drive(job)
+    assert job.state == State.NEEDS_ATTENTION
+    assert "no longer answers" in job.failure_reason

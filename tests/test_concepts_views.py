@@ -372,3 +372,16 @@ def test_home_and_the_new_generation_page_link_here(member_client):
     target = reverse("generations:concept-new")
     assert target in member_client.get(reverse("home")).content.decode()
     assert target in member_client.get(reverse("generations:new")).content.decode()
+
+
+def test_the_list_shows_the_jobs_one_may_see_in_few_queries(
+    client, member, outsider, media, django_assert_max_num_queries
+):
+    for _ in range(3):
+        finished_job(member)
+    client.force_login(member)
+    with django_assert_max_num_queries(12):
+        page = client.get(reverse("generations:concepts")).content.decode()
+    assert page.count('class="thumb"') == 3
+    client.force_login(outsider)
+    assert "No concept jobs yet" in client.get(reverse("generations:concepts")).content.decode()
