@@ -4,18 +4,21 @@ A small software rasteriser in numpy: no GPU, no OpenGL, no new dependency. The
 model is seen from a fixed three-quarter view (orthographic, fitted to what is
 drawn), every triangle goes through a z-buffer, and each covered pixel is shaded
 with Lambert light on its face normal over the material's base colour, times the
-base-colour texture sampled at the pixel's interpolated UV. The picture is drawn
-at twice the size and shrunk, which smooths the edges, over a transparent
-background with a soft shadow on the ground.
+vertex colours and the base-colour texture at the pixel's interpolated UV. The
+picture is drawn at twice the size and shrunk, which smooths the edges, over a
+transparent background with a soft shadow on the ground.
 
 Big models stay bounded in memory and time, like ``glbfacts`` reads them: the GLB
 is never loaded whole. Indices are streamed in slices and, above ``FACE_BUDGET``
-faces, every k-th face is kept and drawn k times its area (``_grown``: that many
-faces are smaller than a pixel each); only the vertices those faces use are then
-read, streamed in slices too.
-The rasteriser works through ``CANDIDATES`` pixel candidates at a time, and a
-deadline is checked between chunks: a model that cannot be drawn in time gets
-no poster (``PosterUnavailable``), never a broken one.
+faces, every k-th face is kept and drawn grown to cover its dropped neighbours
+(``_grown``: that many faces are each about a pixel or smaller on the poster);
+only the vertices those faces use are then read, streamed in slices too. Faces
+are rasterised, and pixels shaded, in bounded slices, and a deadline is checked
+between them: a model that cannot be drawn in time gets no poster
+(``PosterUnavailable``), never a broken one. Nor does a GLB whose geometry is
+Draco- or meshopt-compressed (decoding it would need a new dependency). A PNG or
+WebP base-colour texture over ``TEXTURE_MAX_PIXELS`` is not decoded (whole, it would
+break the memory budget; JPEG decodes reduced): its material's base colour stands in.
 """
 
 import io
