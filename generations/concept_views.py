@@ -6,7 +6,6 @@ from django import forms
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -15,8 +14,8 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from . import concepts, pricing
 from .concept_forms import DEFAULT_MODEL, ConceptCostForm, ConceptForm, MakeModelForm
 from .image_models import IMAGE_MODELS
-from .models import BudgetExceeded, ConceptImage, ConceptJob
-from .views import can_act, stream_download
+from .models import ConceptImage, ConceptJob
+from .views import can_act, queue_from_form, stream_download
 
 
 def _get_job_for_user(request, pk, act=False):
@@ -102,23 +101,18 @@ def concept_new(request):
 
 def _create_job(user, form, edit_of):
     """Save the job, or put the reason on the form (nothing typed is lost)."""
-    try:
-        job = ConceptJob.objects.create_queued(
-            owner=user,
-            image_model=form.model.key,
-            prompt=form.cleaned_data["prompt"],
-            options=form.options(),
-            count=form.cleaned_data["count"],
-            form_token=form.cleaned_data["form_token"],
-            edit_of=edit_of,
-            references=form.reference_images,
-        )
-    except BudgetExceeded as exc:
-        form.add_error(None, exc.message)
-        return None
-    if job is None:
-        raise Http404("This form was already used by someone else.")
-    return job
+    return queue_from_form(
+        form,
+        ConceptJob.objects.create_queued,
+        owner=user,
+        image_model=form.model.key,
+        prompt=form.cleaned_data["prompt"],
+        options=form.options(),
+        count=form.cleaned_data["count"],
+        form_token=form.cleaned_data["form_token"],
+        edit_of=edit_of,
+        references=form.reference_images,
+    )
 
 
 @login_required
@@ -202,7 +196,9 @@ def concept_make_model(request, pk):
     if form.is_valid():
         spec, edition, mode = form.combination()
         try:
-            generation = concepts.make_model(
+            generation = queue_from_form(
+                form,
+                concepts.make_model,
                 owner=request.user,
                 spec=spec,
                 edition=edition,
@@ -210,14 +206,11 @@ def concept_make_model(request, pk):
                 picks=form.picks,
                 form_token=form.cleaned_data["form_token"],
             )
-        except BudgetExceeded as exc:
-            form.add_error(None, exc.message)
         except concepts.images.ImageRejected as exc:
             form.add_error("image", f"{spec.label} cannot take this image: {exc.message}")
         else:
-            if generation is None:
-                raise Http404("This form was already used by someone else.")
-            return redirect("generations:detail", generation.pk)
+            if generation is not None:
+                return redirect("generations:detail", generation.pk)
     return _job_page(request, job, form, status=400)
 
 

@@ -34,7 +34,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from credits.models import LedgerEntry
 from studio_dashboard import dataversion
 
-from . import conversions, finishing, planner, pricing, storage, turns
+from . import conversions, finishing, planner, pricing, rows, storage, turns
 from .forms import (
     FINISH_FORMS,
     ActionForm,
@@ -222,24 +222,26 @@ def _initial_options(form):
     return {name: form[name].value() for name in form.option_names}
 
 
-def _create_generation(user, form):
-    """Save the generation, or put the reason on the form (nothing typed is lost)."""
+def queue_from_form(form, create_queued, /, **fields):
+    """``create_queued(**fields)``'s row, or None with the reason on the form when the budget
+    refuses it (nothing typed is lost); 404 when the form token is someone else's."""
     try:
-        generation = Generation.objects.create_queued(
-            owner=user,
-            provider=form.spec.key,
-            mode=form.mode,
-            edition=form.edition,
-            prompt=form.cleaned_data.get("prompt", ""),
-            options=form.options(),
-            form_token=form.cleaned_data["form_token"],
-            images=form.clean_images,
-        )
+        row = create_queued(**fields)
     except BudgetExceeded as exc:
         form.add_error(None, exc.message)
         return None
-    if generation is None:
+    if row is None:
         raise Http404("This form was already used by someone else.")
+    return row
+
+
+def _create_generation(user, form):
+    """Save the generation, or put the reason on the form (nothing typed is lost)."""
+    generation = queue_from_form(
+        form, rows.queue, owner=user, form=form, token=form.cleaned_data["form_token"]
+    )
+    if generation is None:
+        return None
     if form.source_generation is not None and generation.previous_version_id is None:
         # A double click returns the first generation; linking it again is harmless.
         Generation.objects.filter(pk=generation.pk).update(previous_version=form.source_generation)
@@ -443,14 +445,17 @@ def _conversions_context(generation, user):
 def _finishing_context(generation, user, bound=None):
     """The "Finish this model" section: its jobs (live) and a form per step, with its cost
     and, where a step cannot run on this model, why not in words."""
-    prefetch_related_objects([generation], "assets")  # each step's check reads the model
     jobs = list(
         Conversion.objects.filter(generation=generation)
         .exclude(kind=Conversion.Kind.CONVERT)
         .select_related("result")
     )
     steps = []
-    for kind, form_class in FINISH_FORMS.items():
+    allowed = can_act(user, generation)
+    if allowed:
+        # Only those who may start a step see the forms: nobody else pays for their checks.
+        prefetch_related_objects([generation], "assets")  # each step's check reads the model
+    for kind, form_class in FINISH_FORMS.items() if allowed else ():
         form = (bound or {}).get(kind) or form_class(prefix=kind)
         steps.append(
             {
@@ -466,7 +471,7 @@ def _finishing_context(generation, user, bound=None):
         "finish_jobs": jobs,
         "finishing": any(j.state in IN_FLIGHT_STATES for j in jobs),
         "finish_steps": steps,
-        "can_act": can_act(user, generation),
+        "can_act": allowed,
     }
 
 
