@@ -224,16 +224,20 @@ def test_the_cached_spend_review_shows_a_new_entry_and_wallet_at_once(client, ad
     assert b"12.50" in client.get(SPEND).content
 
 
-def test_a_finished_generations_page_is_read_again_only_after_a_change(member_client, member):
+def test_a_finished_generations_page_is_read_again_only_after_a_change(
+    client, member, second_member
+):
+    # A teammate's view: the owner's page also holds the live "Finish this model" forms.
     generation = make(member, "a copper kettle", state=State.FINISHED)
     url = reverse("generations:detail", args=[generation.pk])
-    queries(member_client, url)
-    second, sql = queries(member_client, url)
+    client.force_login(second_member)
+    queries(client, url)
+    second, sql = queries(client, url)
     assert b"a copper kettle" in second.content
     assert not any('FROM "generations_asset"' in q for q in sql)
     assert not reads(sql, "credits_pricetable")
     later = make(member, "a copper kettle, taller", previous_version=generation)
-    third = member_client.get(url).content
+    third = client.get(url).content
     assert f"#{later.pk}".encode() in third  # "Revised by" shows the new version at once
 
 
