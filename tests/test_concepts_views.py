@@ -385,3 +385,24 @@ def test_the_list_shows_the_jobs_one_may_see_in_few_queries(
     assert page.count('class="thumb"') == 3
     client.force_login(outsider)
     assert "No concept jobs yet" in client.get(reverse("generations:concepts")).content.decode()
+
+
+def test_concept_spend_shows_on_the_spend_review_and_budgets(
+    client, admin_user, member, doorbell, media
+):
+    ConceptJob.objects.create_queued(
+        owner=member,
+        image_model="gemini_3_pro",
+        prompt="p",
+        options={"resolution": "4K"},
+        count=2,
+        form_token=uuid.uuid4(),
+    )
+    client.force_login(admin_user)
+    page = client.get(reverse("credits:spend")).content.decode()
+    assert "gemini_3_pro" in page
+    assert "160" in page
+    Budget.objects.create(user=member, monthly_limit=200)
+    client.force_login(member)
+    left = client.get(reverse("generations:concept-new")).context["remaining"]
+    assert left == 40  # the held 160 counts against the budget
