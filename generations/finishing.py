@@ -94,9 +94,9 @@ def impossible(generation, kind, now=None):
     if step.upload_field is None and conversions.source_url(generation, now) is None:
         return (
             f"{step.label} is not possible for this model: the upstream takes only a URL it "
-            "can fetch, and its copy of this model expired 24 hours after it was made (our "
-            "stored files are private). Remesh, repair or optimize it first: the new version "
-            "can be rendered for 24 hours."
+            "can fetch, and it holds no live copy of this model (its copies expire 24 hours "
+            "after they are made, and our stored files are private). Remesh, repair or "
+            "optimize it first: the new version can be rendered for 24 hours."
         )
     return ""
 

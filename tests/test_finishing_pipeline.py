@@ -249,6 +249,21 @@ def test_a_render_whose_url_expired_while_queued_is_released_not_sent(
     assert not [t for t in upstream_tasks(sandbox_server) if t["provider"] == "render"]
 
 
+def test_a_step_the_upstream_refuses_is_released_and_never_charged(sandbox_server, source):
+    # The form would not let this quality through; the upstream's 400 is handled anyway.
+    job = run(ask(source, "texture", {"prompt": "oak", "texture_quality": "ultra"}))
+    assert job.state == State.FAILED
+    assert "texture_quality" in job.failure_reason
+    assert ledger(job) == [("hold", -20), ("release", 20)]
+    assert not [t for t in upstream_tasks(sandbox_server) if t["provider"] == "tripo_texture"]
+
+
+def test_a_render_of_a_render_says_the_upstream_has_no_model_url(sandbox_server, source):
+    still = run(ask(source, "render", {"output": "image", "angle": "back", "resolution": 256}))
+    why = finishing.impossible(still.result, "render")
+    assert "holds no live copy of this model" in why
+
+
 def test_one_form_token_asks_once(sandbox_server, source):
     token = uuid.uuid4()
     first = finishing.request(source, "optimize", {"preset": "low"}, source.owner, token)
