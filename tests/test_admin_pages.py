@@ -19,12 +19,15 @@ def one_of_each(member, reviewer, admin_user):
 
     from api.models import ApiToken
     from credits.models import Budget, LedgerEntry, PriceTable, WalletSnapshot
-    from generations.models import Alert, State
+    from generations.models import Alert, ConceptJob, State
     from ops.models import Heartbeat
     from reviews.models import AuditLog, Comment, Review, Tag
 
     generation = rapid_generation(member, prompt="a chair", state=State.FINISHED)
     Alert.objects.create(message="The upstream refused our API key.")
+    ConceptJob.objects.create(
+        owner=member, image_model="gemini_25_flash", prompt="a lamp", credit_estimate=5
+    )
     LedgerEntry.objects.create(
         kind=LedgerEntry.Kind.ADJUSTMENT, user=member, amount=-5, note="correction"
     )
