@@ -264,6 +264,18 @@ def test_a_render_of_a_render_says_the_upstream_has_no_model_url(sandbox_server,
     assert "holds no live copy of this model" in why
 
 
+def test_a_submit_whose_answer_was_lost_is_never_resent(sandbox_server, source):
+    set_faults(sandbox_server, {"drop_after_receive": "submit"})
+    job = run(ask(source, "optimize", {"preset": "low"}))
+    assert job.state == State.NEEDS_ATTENTION
+    assert "not resent" in job.failure_reason
+    for _ in range(3):
+        tasks.dispatch()
+    # The upstream took it once (and charged it); a person decides, with the hold kept.
+    assert len([t for t in upstream_tasks(sandbox_server) if t["provider"] == "optimize"]) == 1
+    assert ledger(job) == [("hold", -10)]
+
+
 def test_one_form_token_asks_once(sandbox_server, source):
     token = uuid.uuid4()
     first = finishing.request(source, "optimize", {"preset": "low"}, source.owner, token)
