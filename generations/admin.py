@@ -19,11 +19,11 @@ class GenerationAdmin(admin.ModelAdmin):
     inlines = [AssetInline]
 
 
-class ConceptImageInline(admin.TabularInline):
+class ConceptImageInline(AssetInline):
+    """Stored results, shown as an asset is: read-only, never deleted here."""
+
     model = ConceptImage
-    extra = 0
     readonly_fields = ["position", "file", "format", "width", "height", "bytes", "created_at"]
-    can_delete = False
 
 
 @admin.register(ConceptJob)
