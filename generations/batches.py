@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from credits.budgets import remaining
+from studio_dashboard import csvsafe
 
 from . import catalogue, planner, pricing, rows, storage, turns
 from .forms import DEFAULT_PROVIDER
@@ -387,7 +388,7 @@ def zip_stream(batch):
     """
     pipe = _Pipe()
     manifest = io.StringIO()
-    writer = csv.writer(manifest)
+    writer = csvsafe.writer(manifest)  # every CSV we write: no cell read as a formula
     writer.writerow(["row", "generation", "state", "file"])
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_STORED) as archive:
         for item in batch.items.select_related("generation").prefetch_related("generation__assets"):
