@@ -211,3 +211,25 @@ def test_an_unknown_task_asks_a_person_instead_of_polling_forever(
     job = drive(job)
     assert job.state == State.NEEDS_ATTENTION
     assert "no longer answers" in job.failure_reason
+
+
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ({"corrupt_asset": True}, "not what it claims"),
+        ({"asset_host": "http://169.254.169.254"}, "only https"),
+        ({"asset_host": "https://files.example.invalid"}, "allow-list"),
+        ({"oversized_asset_mb": 3}, "cap"),
+    ],
+)
+def test_bad_image_files_are_refused_and_never_shown_as_done(
+    sandbox_server, inline_doorbells, member, settings, fault, words
+):
+    settings.ASSET_MAX_BYTES = 2 * 1024 * 1024
+    set_faults(sandbox_server, fault)
+    job = drive(queue_job(member))
+    assert job.state == State.NEEDS_ATTENTION
+    assert words in job.failure_reason
+    assert not job.images.exists()
+    incoming = settings.MEDIA_ROOT / ".incoming"
+    assert not incoming.exists() or not [p for p in incoming.iterdir() if p.is_file()]
