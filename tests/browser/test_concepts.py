@@ -89,6 +89,10 @@ def test_images_first_from_a_prompt_to_a_model_with_its_lineage(
     expect(page.get_by_test_id("lineage")).to_be_visible()
     screenshot(page, "concepts-generation-lineage")
 
+    page.goto(f"{live_server.url}/generations/concepts/")
+    expect(page.get_by_test_id("concept-jobs").locator("li")).to_have_count(2)
+    screenshot(page, "concepts-list")
+
     pick = ConceptPick.objects.get(generation=generation)
     assert pick.image.job_id == second
     assert ConceptJob.objects.get(pk=second).edit_of.job_id == first
