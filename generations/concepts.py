@@ -180,7 +180,10 @@ def ingest_concept(job_id, claim=None):
     except ingest.AssetUnavailable:
         job.defer(timezone.now() + timedelta(seconds=backoff(job.deliveries + 1)))
         return
-    job.mark_finished()
+    try:
+        job.mark_finished()
+    except IllegalTransition:
+        return  # another delivery (a doorbell without a claim) finished it first
 
 
 def _store(job, position, downloaded):

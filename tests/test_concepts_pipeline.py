@@ -7,6 +7,8 @@ driven by hand, as in test_pipeline.py.
 import time
 import uuid
 from decimal import Decimal
+from functools import partial
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,6 +18,7 @@ from PIL import Image
 from credits.models import LedgerEntry
 from generations import concepts, tasks
 from generations.models import ConceptJob, IllegalTransition, State
+from tests.conftest import at_once
 from tests.sandbox_control import set_faults, upstream_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -233,3 +236,70 @@ def test_bad_image_files_are_refused_and_never_shown_as_done(
     assert not job.images.exists()
     incoming = settings.MEDIA_ROOT / ".incoming"
     assert not incoming.exists() or not [p for p in incoming.iterdir() if p.is_file()]
+
+
+def test_the_submit_delivered_five_times_at_once_submits_once(sandbox_server, member):
+    job = queue_job(member)
+    assert at_once(*[partial(concepts.submit_concept, job.pk)] * 5) == []
+    job.refresh_from_db()
+    assert job.state == State.PENDING
+    assert len(upstream_calls(sandbox_server, "submit")) == 1
+    assert [kind for kind, _ in ledger(job)] == ["hold", "release", "charge"]
+
+
+def test_a_double_click_at_once_makes_one_job_and_one_hold(sandbox_server, member, monkeypatch):
+    monkeypatch.setattr(concepts.submit_concept, "delay", lambda *args: None)
+    token = uuid.uuid4()
+
+    def post():
+        ConceptJob.objects.create_queued(
+            owner=member,
+            image_model="gemini_25_flash",
+            prompt="p",
+            options={},
+            count=1,
+            form_token=token,
+        )
+
+    assert at_once(post, post) == []
+    job = ConceptJob.objects.get()
+    assert ledger(job) == [("hold", -5)]
+
+
+def test_ingest_delivered_five_times_at_once_stores_each_image_once(
+    sandbox_server, member, monkeypatch
+):
+    rung = []
+    monkeypatch.setattr(concepts.ingest_concept, "delay", lambda *args: rung.append(args))
+    job = queue_job(member, count=3)
+    concepts.submit_concept(job.pk)
+    deadline = time.monotonic() + 10
+    while not rung and time.monotonic() < deadline:
+        ConceptJob.objects.filter(pk=job.pk).update(due_at=timezone.now())
+        concepts.poll_concept(job.pk)
+        time.sleep(0.1)
+    # The doorbell's message, delivered five times at once (acks_late redelivers).
+    assert at_once(*[partial(concepts.ingest_concept, *rung[0])] * 5) == []
+    job.refresh_from_db()
+    assert job.state == State.FINISHED
+    assert sorted(job.images.values_list("position", flat=True)) == [0, 1, 2]
+    folder = Path(job.images.first().file.path).parent
+    assert len(list(folder.iterdir())) == 3  # no second copy of any image
+
+
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ({"drop_after_receive": "submit"}, "broke after the request was sent"),
+        ({"malformed": {"submit": "missing_task_id"}}, "no task id"),
+    ],
+)
+def test_a_submit_whose_outcome_is_unknown_is_never_resent(
+    sandbox_server, inline_doorbells, member, fault, words
+):
+    set_faults(sandbox_server, fault)
+    job = drive(queue_job(member))
+    assert job.state == State.NEEDS_ATTENTION
+    assert words in job.failure_reason
+    assert len(upstream_calls(sandbox_server, "submit")) == 1
+    assert ledger(job) == [("hold", -10)]  # held until a person decides
