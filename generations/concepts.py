@@ -29,6 +29,8 @@ IMAGE_SECONDS = 45
 # Concept images are kept up to this side (a 4K result stays 4K).
 MAX_SIDE = 4096
 INGEST_LEASE = timedelta(seconds=300)
+# Far beyond any image job (4 images at 90 s each): a person looks instead of polling on.
+TIME_OUT = timedelta(hours=1)
 
 
 def _wait(seconds):
@@ -98,6 +100,12 @@ def poll_concept(job_id, claim=None):
     if job is None:
         return
     now = timezone.now()
+    if now - job.created_at > TIME_OUT:
+        job.mark_needs_attention(
+            f"Still not finished upstream after {now - job.created_at}.",
+            expected=list(POLLING_STATES),
+        )
+        return
     decision = get_limiter().acquire()
     if not decision.allowed:
         job.defer(now + timedelta(seconds=decision.wait))

@@ -303,3 +303,17 @@ def test_a_submit_whose_outcome_is_unknown_is_never_resent(
     assert words in job.failure_reason
     assert len(upstream_calls(sandbox_server, "submit")) == 1
     assert ledger(job) == [("hold", -10)]  # held until a person decides
+
+
+def test_a_job_still_running_after_an_hour_asks_a_person(sandbox_server, member):
+    job = queue_job(member)
+    concepts.submit_concept(job.pk)
+    ConceptJob.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timezone.timedelta(hours=2)
+    )
+    calls = len(upstream_calls(sandbox_server))
+    concepts.poll_concept(job.pk)
+    job.refresh_from_db()
+    assert job.state == State.NEEDS_ATTENTION
+    assert "Still not finished" in job.failure_reason
+    assert len(upstream_calls(sandbox_server)) == calls  # no poll spent on it
