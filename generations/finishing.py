@@ -18,7 +18,10 @@ upstream fetches a URL itself, so
 - repair sends the upstream's own result URL while it lives (24 h), else
   uploads our file (``model_file``): always possible;
 - render takes only a URL: possible only while the model's upstream result URL
-  lives, and the page says so when it is not.
+  lives, and the page says so when it is not;
+- remesh by Tencent's smart topology (the Hunyuan provider's own remesher) takes
+  only a GLB's URL too, and answers a bare OBJ: we keep it and make the GLB the
+  viewer shows from it.
 
 Prices are the contract's (the sandbox charges the same); like the convert
 tool's, they are not generations' and so not in the catalogue's price table.
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import conversions
+from . import conversions, ingest
 
 # What each step may be asked, as the forms offer it.
 RENDER_STILLS = ("3/4", "front", "back", "left", "right", "top", "isometric")
@@ -68,8 +71,16 @@ STEPS = {
 }
 
 
+# Remeshing per provider: Tripo's convert-model takes our file (any model); Tencent's smart
+# topology takes only a URL of a GLB or OBJ and answers OBJ, FBX, STL or USDZ (we ask OBJ
+# and make the GLB the viewer shows from it).
+TENCENT_TOPOLOGY = "/v1/3d-models/tencent/topology/"
+
+
 def price(kind, options):
     """The credits a step costs with ``options`` (the contract's prices)."""
+    if kind == "remesh" and options.get("engine") == "tencent":
+        return 100
     if kind == "remesh":
         return 10 + (10 if options.get("polygons") == "quads" else 0)
     if kind == "texture":
@@ -84,12 +95,27 @@ def price(kind, options):
     raise KeyError(kind)
 
 
-def impossible(generation, kind, now=None):
-    """Why ``kind`` cannot be run on ``generation`` now, in words; "" when it can."""
+def _glb_url(generation, now=None):
+    """The upstream's live URL of the generation's GLB (not a ZIP), or None."""
+    url = conversions.source_url(generation, now)
+    return url if url and ingest.url_extension(url) == ".glb" else None
+
+
+def impossible(generation, kind, now=None, options=None):
+    """Why ``kind`` (with ``options``) cannot run on ``generation`` now, in words; "" if it can."""
     from .models import State
 
     if generation.state != State.FINISHED or generation.glb_asset is None:
         return "Only a finished model can be finished further."
+    if kind == "remesh" and (options or {}).get("engine") == "tencent":
+        if _glb_url(generation, now) is None:
+            return (
+                "Tencent's smart topology is not possible for this model: it takes only a URL "
+                "of a GLB, and the upstream holds no live GLB of it (its copies expire 24 hours "
+                "after they are made, and our stored files are private). Tripo's remesh "
+                "uploads our file instead."
+            )
+        return ""
     step = STEPS[kind]
     if step.upload_field is None and conversions.source_url(generation, now) is None:
         return (
@@ -113,7 +139,7 @@ def request(generation, kind, options, user, form_token, now=None):
     from .tasks import submit_conversion
 
     now = now or timezone.now()
-    why_not = impossible(generation, kind, now)
+    why_not = impossible(generation, kind, now, options)
     if why_not:
         raise FinishingRefused(why_not)
     cost = price(kind, options)
@@ -155,6 +181,11 @@ def build(job, now=None):
     step = STEPS[job.kind]
     generation = job.generation
     options = job.options
+    if job.kind == "remesh" and options.get("engine") == "tencent":
+        url = _glb_url(generation, now)
+        if url is None:
+            raise FinishingRefused(impossible(generation, job.kind, now, options))
+        return TENCENT_TOPOLOGY, {"file_url": url, **_tencent_topology(options)}, None
     body = _body(job.kind, options)
     url = conversions.source_url(generation, now) if step.url_field else None
     if url is not None:
@@ -165,6 +196,14 @@ def build(job, now=None):
     with asset.file.open("rb") as fh:
         data = fh.read()
     return step.endpoint, body, (step.upload_field, "model.glb", data)
+
+
+def _tencent_topology(options):
+    body = {"file_type": "GLB", "output_format": "OBJ"}
+    body["polygon_type"] = "quadrilateral" if options.get("polygons") == "quads" else "triangle"
+    if options.get("face_level"):
+        body["face_level"] = options["face_level"]
+    return body
 
 
 def _body(kind, options):
@@ -205,6 +244,9 @@ def _body(kind, options):
 def describe(job):
     """What a step did, in words, for the lineage line of the new version's page."""
     o = job.options
+    if job.kind == "remesh" and o.get("engine") == "tencent":
+        level = f"face level {o['face_level']}" if o.get("face_level") else "automatic face level"
+        return f"Remeshed by Tencent's smart topology to {o.get('polygons', 'triangles')}, {level}"
     if job.kind == "remesh":
         faces = f"at most {o['face_limit']:,} faces" if o.get("face_limit") else "automatic faces"
         return f"Remeshed to {o.get('polygons', 'triangles')}, {faces}"
@@ -219,6 +261,31 @@ def describe(job):
         what = "animation (GIF)" if o.get("output") == "video" else "images"
         return f"Rendered {o.get('angle', '3/4')} as {what}"
     return job.get_kind_display()
+
+
+def obj_as_glb(downloaded):
+    """A GLB made by trimesh from a downloaded OBJ (for the viewer), as a download of its own.
+
+    Raises ``ingest.AssetRefused`` when the OBJ holds no geometry trimesh can read.
+    """
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    import trimesh
+
+    try:
+        scene = trimesh.load(str(downloaded.path), file_type="obj", force="scene")
+        if not scene.geometry:
+            raise ValueError("no geometry")
+        data = scene.export(file_type="glb")
+    except Exception as exc:  # noqa: BLE001 - trimesh fails in many ways; one refusal
+        raise ingest.AssetRefused(f"The OBJ could not be read: {exc}") from None
+    fd, tmp = tempfile.mkstemp(dir=ingest.incoming_dir(), suffix=".glb.part")
+    with open(fd, "wb") as out:
+        out.write(data)
+    digest = hashlib.sha256(data).hexdigest()
+    return ingest.Downloaded(Path(tmp), "glb", len(data), digest, "remeshed.glb")
 
 
 def make_version(job, stored, results, now):

@@ -379,6 +379,14 @@ class FinishForm(forms.Form):
 
 class RemeshForm(FinishForm):
     kind = "remesh"
+    engine = forms.ChoiceField(
+        label="Remesher",
+        choices=[
+            ("tripo", "Tripo (uploads our file; 10 credits)"),
+            ("tencent", "Tencent smart topology (100 credits; a GLB made within 24 hours)"),
+        ],
+        initial="tripo",
+    )
     polygons = forms.ChoiceField(
         choices=[("triangles", "Triangles"), ("quads", "Quads (+10 credits)")],
         initial="triangles",
@@ -388,8 +396,23 @@ class RemeshForm(FinishForm):
         required=False,
         min_value=500,
         max_value=500_000,
-        help_text="500 to 500,000; empty: the upstream decides.",
+        help_text="Tripo: 500 to 500,000; empty: the upstream decides.",
     )
+    face_level = forms.ChoiceField(
+        label="Face level",
+        choices=[("", "Automatic"), ("high", "High"), ("medium", "Medium"), ("low", "Low")],
+        required=False,
+        help_text="Tencent only: it takes a level, not a number of faces.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        tencent = data.get("engine") == "tencent"
+        if tencent and data.get("face_limit"):
+            self.add_error("face_limit", "Tencent takes a face level, not a number of faces.")
+        if not tencent and data.get("face_level"):
+            self.add_error("face_level", "Tripo takes a number of faces, not a level.")
+        return data
 
 
 class TextureForm(FinishForm):

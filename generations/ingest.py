@@ -132,6 +132,8 @@ def sniff(head: bytes) -> str:
         return "webp"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"  # a rendered turntable (finishing.py)
+    if head[:1] == b"#" or head[:2] in (b"v ", b"o ", b"g ") or head[:6] == b"mtllib":
+        return "obj"  # text: Tencent's smart topology answers a bare OBJ (finishing.py)
     return "unknown"
 
 
@@ -144,6 +146,7 @@ EXTENSION_FORMATS = {
     ".jpeg": "jpeg",
     ".webp": "webp",
     ".gif": "gif",
+    ".obj": "obj",
 }
 
 

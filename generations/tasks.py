@@ -859,6 +859,13 @@ def _finish_step(job, status, now, retry_at):
         _discard(downloads)
         job.defer(retry_at)
         return
+    try:
+        # A bare OBJ (Tencent's topology) is kept, and a GLB made of it for the viewer.
+        downloads += [finishing.obj_as_glb(d) for d in downloads if d.format == "obj"]
+    except ingest.AssetRefused as exc:
+        _discard(downloads)
+        job.mark_needs_attention(f"The result was refused: {exc}", POLLING_STATES)
+        return
     stored, have_model = [], False
     for index, downloaded in enumerate(downloads):
         if downloaded.format == "glb" and not have_model:

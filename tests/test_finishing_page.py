@@ -62,7 +62,7 @@ def test_a_step_is_held_and_queued_once_per_form(
 ):
     generation = finished(member)
     token = str(uuid.uuid4())
-    data = {"polygons": "quads", "face_limit": "2000", "form_token": token}
+    data = {"engine": "tripo", "polygons": "quads", "face_limit": "2000", "form_token": token}
     with django_capture_on_commit_callbacks(execute=True):
         response = post(member_client, generation, "remesh", data)
         post(member_client, generation, "remesh", data)  # a double click
@@ -70,7 +70,7 @@ def test_a_step_is_held_and_queued_once_per_form(
     job = Conversion.objects.get()
     assert (job.kind, job.options, job.credit_estimate, job.state) == (
         "remesh",
-        {"polygons": "quads", "face_limit": 2000},
+        {"engine": "tripo", "polygons": "quads", "face_limit": 2000},
         20,
         State.QUEUED,
     )
@@ -86,8 +86,25 @@ def test_a_bad_option_is_refused_in_words_and_nothing_is_held(member_client, mem
         member_client, generation, "render", {"output": "video", "angle": "front"}, follow=True
     )
     assert b"An animation is a turntable" in response.content
+    response = post(
+        member_client,
+        generation,
+        "remesh",
+        {"engine": "tencent", "polygons": "quads", "face_limit": "3000"},
+        follow=True,
+    )
+    assert b"Tencent takes a face level, not a number of faces." in response.content
     response = post(member_client, generation, "texture", {"prompt": "   "}, follow=True)
     assert b"Texture edit was not asked for" in response.content
+    assert not Conversion.objects.exists()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_tencent_topology_without_a_glb_url_is_refused_in_words(member_client, member, media):
+    generation = finished(member, results=[{"url": "http://x/m.zip", "asset_type": "ARCHIVE"}])
+    data = {"engine": "tencent", "polygons": "triangles", "face_level": "medium"}
+    response = post(member_client, generation, "remesh", data, follow=True)
+    assert b"no live GLB" in response.content
     assert not Conversion.objects.exists()
     assert not LedgerEntry.objects.exists()
 

@@ -105,6 +105,42 @@ def test_a_model_step_becomes_a_new_version_charged_once(
     assert upstream["charged"] == price  # the upstream's price is the one we held
 
 
+def test_tencent_topology_remeshes_a_pro_model_by_its_url_into_obj_and_glb(
+    sandbox_server, inline_tasks, member
+):
+    pro = Generation.objects.create_queued(
+        owner=member, provider="hunyuan_pro", mode="text", prompt="a stone lantern",
+        options={}, edition="3.0", form_token=uuid.uuid4(),
+    )  # fmt: skip
+    pro = drive(pro)
+    assert pro.state == State.FINISHED, pro.attention_reason
+    options = {"engine": "tencent", "polygons": "quads", "face_level": "low"}
+    job = ask(pro, "remesh", options)
+    endpoint, body, upload = finishing.build(job)
+    assert (endpoint, upload, body["file_type"], body["polygon_type"]) == (
+        "/v1/3d-models/tencent/topology/",
+        None,
+        "GLB",
+        "quadrilateral",
+    )
+    assert body["file_url"].split("?")[0].endswith(".glb")
+    job = run(job)
+    assert job.state == State.FINISHED, job.failure_reason
+    roles = {a.role: a for a in job.result.assets.all()}
+    assert roles[Asset.Role.ORIGINAL].format == "obj"
+    with roles[Asset.Role.MODEL].file.open("rb") as fh:
+        assert fh.read(4) == b"glTF"
+    assert ledger(job) == [("hold", -100), ("release", 100), ("charge", -100)]
+    assert "Tencent" in job.description
+
+
+def test_tencent_topology_is_refused_in_words_for_a_model_without_a_glb_url(sandbox_server, source):
+    # Rapid answers a ZIP: Tencent's topology takes only a GLB (or OBJ) URL.
+    with pytest.raises(finishing.FinishingRefused, match="no live GLB"):
+        ask(source, "remesh", {"engine": "tencent", "polygons": "triangles"})
+    assert not Conversion.objects.exists()
+
+
 def test_a_still_render_shows_as_an_image_beside_the_source_model(sandbox_server, source):
     job = run(ask(source, "render", {"output": "image", "angle": "front", "resolution": 256}))
     assert job.state == State.FINISHED, job.failure_reason
