@@ -101,11 +101,16 @@ def _glb_url(generation, now=None):
     return url if url and ingest.url_extension(url) == ".glb" else None
 
 
-def impossible(generation, kind, now=None, options=None):
-    """Why ``kind`` (with ``options``) cannot run on ``generation`` now, in words; "" if it can."""
+def impossible(generation, kind, now=None, options=None, read_files=True):
+    """Why ``kind`` (with ``options``) cannot run on ``generation`` now, in words; "" if it can.
+
+    ``read_files=False`` (the page) trusts that a FINISHED generation has its model
+    (``Generation.mark_finished`` refuses to finish one without), so showing the forms
+    reads no asset rows; asking for a step always checks.
+    """
     from .models import State
 
-    if generation.state != State.FINISHED or generation.glb_asset is None:
+    if generation.state != State.FINISHED or (read_files and generation.glb_asset is None):
         return "Only a finished model can be finished further."
     if kind == "remesh" and (options or {}).get("engine") == "tencent":
         if _glb_url(generation, now) is None:

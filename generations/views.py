@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Prefetch
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -451,10 +451,8 @@ def _finishing_context(generation, user, bound=None):
         .select_related("result")
     )
     steps = []
+    # Only those who may start a step see the forms.
     allowed = can_act(user, generation)
-    if allowed:
-        # Only those who may start a step see the forms: nobody else pays for their checks.
-        prefetch_related_objects([generation], "assets")  # each step's check reads the model
     for kind, form_class in FINISH_FORMS.items() if allowed else ():
         form = (bound or {}).get(kind) or form_class(prefix=kind)
         steps.append(
@@ -463,7 +461,7 @@ def _finishing_context(generation, user, bound=None):
                 "label": finishing.STEPS[kind].label,
                 "form": form,
                 "cost": form.cost(),
-                "impossible": finishing.impossible(generation, kind),
+                "impossible": finishing.impossible(generation, kind, read_files=False),
             }
         )
     return {

@@ -109,6 +109,20 @@ def test_tencent_topology_without_a_glb_url_is_refused_in_words(member_client, m
     assert not LedgerEntry.objects.exists()
 
 
+def test_the_owners_unchanged_page_reads_no_files_for_the_forms(
+    member_client, member, media, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    generation = finished(member)
+    member_client.get(url("detail", generation))  # fills the fragment cache
+    with CaptureQueriesContext(connection) as queries:
+        page = member_client.get(url("detail", generation)).content
+    assert b"Optimize for the web" in page
+    assert not any('FROM "generations_asset"' in q["sql"] for q in queries)
+
+
 def test_an_unknown_step_is_404(member_client, member, media):
     generation = finished(member)
     assert post(member_client, generation, "paint", {}).status_code == 404
