@@ -4,7 +4,7 @@ The form, the validation, the request builder and the price estimate all read
 from here, so nothing about a provider is written twice in the dashboard. (The
 sandbox keeps its own reading of the contract on purpose: a mistake here must
 show up as a failing test, not be shared by both sides.) The source is
-``UPSTREAM_API.md``; where it is silent or ambiguous the choice is marked
+the API reference; where it is silent or ambiguous the choice is marked
 "Reading:".
 
 Vocabulary
@@ -179,7 +179,7 @@ class Option:
 
 @dataclass(frozen=True)
 class ImageRules:
-    """What the upstream accepts for reference images (UPSTREAM_API.md, Transport)."""
+    """What the upstream accepts for reference images (the API reference, Transport)."""
 
     formats: tuple = ("PNG", "JPEG", "WEBP")
     max_bytes: int = 6 * 1024 * 1024

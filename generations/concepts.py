@@ -24,7 +24,7 @@ from .upstream import Ambiguous, NotSent, RateLimited, Rejected, Unavailable, ba
 
 log = logging.getLogger(__name__)
 
-# Typical duration of an image job (UPSTREAM_API.md: Gemini 3 Pro 40-90 s an image).
+# Typical duration of an image job (the API reference: Gemini 3 Pro 40-90 s an image).
 IMAGE_SECONDS = 45
 # Concept images are kept up to this side (a 4K result stays 4K).
 MAX_SIDE = 4096

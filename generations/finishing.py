@@ -10,7 +10,7 @@ sends. A finished step's files become a new version of the asset: a FINISHED
 ``made_by_step`` is the job (what was done, with which options), so it is
 viewed, compared, reviewed and downloaded like any version.
 
-Request encoding (UPSTREAM_API.md): our stored files are private and the
+Request encoding (the API reference): our stored files are private and the
 upstream fetches a URL itself, so
 
 - remesh (Tripo convert-model), texture (Tripo texture-model) and optimize send

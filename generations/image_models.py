@@ -3,7 +3,7 @@
 Like ``catalogue.py`` for the 3D providers, this is data: each model's endpoints,
 options (choices and defaults), limits and prices, read by the form, the request
 builder and the estimate, so nothing about a model is written twice. The source is
-``UPSTREAM_API.md`` "Image generation"; readings are marked "Reading:".
+the API reference "Image generation"; readings are marked "Reading:".
 
 API
     ``IMAGE_MODELS`` (key -> ``ImageModel``), ``choices()``.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .catalogue import MAX_PROMPT_LENGTH
 
-# Credits per image (UPSTREAM_API.md: price per image, times num_images; edit as generate).
+# Credits per image (the API reference: price per image, times num_images; edit as generate).
 IMAGE_PRICE_TABLE = {
     "gemini_3_pro": {"1K": 50, "2K": 50, "4K": 80},
     # Reading: the tiers are cut off in the docs; 10/15/20/25 as the sandbox charges.
@@ -87,7 +87,7 @@ class ImageModel:
 
     def request_body(self, prompt, options, count, images=()):
         """The JSON body; ``images`` (data URIs) make it an edit. Options left at their
-        default are omitted (UPSTREAM_API.md: omit rather than send a default)."""
+        default are omitted (the API reference: omit rather than send a default)."""
         body = {"prompt": prompt[:MAX_PROMPT_LENGTH], "num_images": count}
         for option in self.options:
             value = options.get(option.name, option.default)

@@ -44,7 +44,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 12_000
 
-# The upstream's window (UPSTREAM_API.md, Transport). The byte limit is "6 MB";
+# The upstream's window (the API reference, Transport). The byte limit is "6 MB";
 # we read it as decimal megabytes, the smaller reading.
 UPSTREAM_MIN_SIDE = 128
 UPSTREAM_MAX_SIDE = 5000

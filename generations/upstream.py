@@ -147,7 +147,7 @@ class Answer:
 
 
 def parse_error(response) -> tuple[str, str]:
-    """(code, message) of an error ``Answer`` (already redacted), read as UPSTREAM_API.md
+    """(code, message) of an error ``Answer`` (already redacted), read as the API reference
     says we read it."""
     raw = response.text or ""
     try:
@@ -285,7 +285,7 @@ class UpstreamClient:
     # --- endpoints -------------------------------------------------------------
     def submit(self, endpoint: str, body: dict, *, upload=None) -> Submitted:
         """POST a job. ``upload`` = (field, file name, bytes) sends it as multipart (the
-        fields as text, booleans as ``true``/``false``: see UPSTREAM_API.md "Request
+        fields as text, booleans as ``true``/``false``: see the API reference "Request
         encoding"), else ``body`` goes as JSON. Either way a submit, with a submit's care."""
         if upload is None:
             response = self._request("POST", endpoint, json_body=body)

@@ -1,4 +1,4 @@
-"""The sandbox's own reading of UPSTREAM_API.md: routes, validation, prices, results.
+"""The sandbox's own reading of the API reference: routes, validation, prices, results.
 
 Every submit body goes through one validator per endpoint. A validator returns a
 `Job` (what to build, what it costs, which files it yields) or raises
@@ -64,7 +64,7 @@ CONVERT_FORMATS = {
     "3mf": ("3mf", "3D_MODEL"),
 }
 
-# Prices as data, transcribed from UPSTREAM_API.md ("Price" lines).
+# Prices as data, transcribed from the API reference ("Price" lines).
 PRICES = {
     "hunyuan_pro": {"base": 60, "pbr": 20, "multi_view": 20},
     # Reading: Rapid PBR is +20 (one source says +15; the contract's first figure wins).

@@ -4,7 +4,7 @@ Bodies: JSON (an object), `application/x-www-form-urlencoded` and
 `multipart/form-data` are parsed on every endpoint; anything else is a 415, as DRF
 answers. Form values are text, so the same coercion rules serve every encoding.
 
-Field readers follow DRF's default fields ("Request encoding" in UPSTREAM_API.md):
+Field readers follow DRF's default fields ("Request encoding" in the API reference):
   booleans  true/false, 1/0, or the words true false 1 0 yes no on off t f y n in
             lower, Title or UPPER case
   integers  a whole number or its text ("12", "12.0"); not 12.5, not a boolean

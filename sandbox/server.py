@@ -112,7 +112,7 @@ def redact(key):
 
 
 def typical_duration(provider, options, rng):
-    """Seconds before time scale, per "Typical durations" in UPSTREAM_API.md."""
+    """Seconds before time scale, per "Typical durations" in the API reference."""
     jitter = rng.random()
     cold_start = rng.random()
     if provider == "hunyuan_rapid":

@@ -1,4 +1,4 @@
-"""Every URL of the API app, for every role: the answer each one gets (RELIABILITY 26).
+"""Every URL of the API app, for every role: the answer each one gets.
 
 API calls carry the role's personal token; the token pages use the session. A new URL
 without a row here fails ``test_the_matrix_covers_every_api_url``.

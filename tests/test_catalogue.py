@@ -1,4 +1,4 @@
-"""The provider catalogue, read against UPSTREAM_API.md.
+"""The provider catalogue, read against the API reference.
 
 Every expected number, body and path below was written by hand from the
 contract, never computed by the catalogue: a wrong entry in the catalogue must

@@ -133,7 +133,7 @@ def test_the_banner_adds_no_query_to_an_htmx_fragment(
     assert not any("credits_budget" in q["sql"] for q in counted.captured_queries)
 
 
-# --- the race (RELIABILITY 17) -----------------------------------------------------------
+# --- the race -----------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)

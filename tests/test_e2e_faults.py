@@ -1,4 +1,4 @@
-"""RELIABILITY.md with real processes: kill -9 at each step, Redis flushed, poison, rate budget.
+"""Reliability with real processes: kill -9 at each step, Redis flushed, poison, rate budget.
 
 Leases and deadlines are shortened (seconds instead of minutes) so recovery is
 visible within a test; the mechanisms are the production ones.

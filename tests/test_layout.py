@@ -1,4 +1,4 @@
-"""Which way the modules import (DESIGN.md, "Apps and which way they import")."""
+"""Which way the modules import (the design's "apps and which way they import")."""
 
 import ast
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""RELIABILITY 27: the API key never appears in HTML, logs, task arguments or the database.
+"""The API key never appears in HTML, logs, task arguments or the database.
 
 One generation runs through the whole pipeline (in this process, against the
 sandbox over real HTTP, whose key is the sentinel); then every place the key

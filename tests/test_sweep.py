@@ -1,4 +1,4 @@
-"""The recovery sweep at scale (RELIABILITY.md 16): it reads only the rows it acts on,
+"""The recovery sweep at scale (a large backlog): it reads only the rows it acts on,
 each provider keeps its own time-out, and two sweeps at once move each row once.
 
 The figures for 10k rows in flight come from tests/bench/bench_sweep.py.

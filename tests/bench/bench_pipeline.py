@@ -143,7 +143,7 @@ def run(mode, args, owner, image):
                     interval=0.2,
                 )
                 # With a gap of one window the budget is empty when the next one is
-                # sent ("when the budget has room", DESIGN.md); without one the
+                # sent ("when the budget has room", the design); without one the
                 # previous generation's polls still take slots in the window.
                 time.sleep(args.solo_gap * window)
             generations.append(queue_mixed(owner, i, image))

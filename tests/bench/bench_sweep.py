@@ -1,4 +1,4 @@
-"""Measure the recovery sweep over many generations in flight (RELIABILITY.md scenario 16).
+"""Measure the recovery sweep over many generations in flight (the reliability scenario of a large backlog).
 
 Seeds N in-flight generations into the configured PostgreSQL database (mostly
 healthy polls across every provider, some QUEUED, a few stuck in SUBMITTING

@@ -15,7 +15,7 @@ the library and the spend page, and the trivial view again; then, under a second
 gunicorn with PAGE_BODY_CACHE=0 and LIVE_ROW_CACHE=0, the rows "(not cached)": the
 cost of the first view or poll after the data changed. It prints
 p50/p95/p99, requests per second, the p95 ratio to the trivial view (the mean of
-its two runs) against DESIGN.md's targets, and each page's query count.
+its two runs) against the design's targets, and each page's query count.
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``), PostgreSQL on 127.0.0.1:5432
 (trust auth) and nothing else: the pages need no Redis or Celery. All traffic

@@ -1,4 +1,4 @@
-"""The price of every option combination, worked out by hand from UPSTREAM_API.md.
+"""The price of every option combination, worked out by hand from the API reference.
 
 The expected numbers are written out here on purpose, not computed with the sandbox's
 own price table, so a slip in either shows up.

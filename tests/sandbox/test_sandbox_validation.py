@@ -1,4 +1,4 @@
-"""Every validation rule of UPSTREAM_API.md: 400, code validation_failed, the field named."""
+"""Every validation rule of the API reference: 400, code validation_failed, the field named."""
 
 import base64
 

@@ -10,7 +10,7 @@ ledger and the finished generations in SQL and checks they equal the ledger's
 sums and the count, then requests the spend page and a trivial view alternately
 through Django's test client (the whole middleware stack, in one process, same
 database) and prints p50/p95 of each and
-their ratio. The target (DESIGN.md): spend page p95 <= 5x the trivial view's.
+their ratio. The target (the design): spend page p95 <= 5x the trivial view's.
 
 Everything in the ledger, generation, conversion and rollup tables of the
 target database is replaced: never point it at a database you care about.
