@@ -95,9 +95,10 @@ class PrivateCacheMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        user = getattr(request, "user", None)
         if (
-            (user is not None and user.is_authenticated)
+            # A request that carries a session is someone's: asking ``request.user`` here
+            # would load the user for views that never needed them.
+            settings.SESSION_COOKIE_NAME in request.COOKIES
             or "HTTP_AUTHORIZATION" in request.META
             or response.get("Content-Disposition", "").startswith("attachment")
         ):
