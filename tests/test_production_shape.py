@@ -127,6 +127,21 @@ def test_fifty_generations_run_through_every_tier_with_media_in_s3(stack, settin
         f"({len(times) / N:.2f} per generation), busiest {WINDOW}s window {busiest}/{RATE}"
     )
 
+    # Every finished generation gets its picture (the upstream's thumbnail, or a poster a
+    # worker draws after ingest): wait for them, so the bucket is listed once nothing moves.
+    wait_for(
+        lambda: (
+            Asset.objects.filter(generation__in=pks, role=Asset.Role.THUMBNAIL)
+            .values("generation")
+            .distinct()
+            .count()
+            == N
+        ),
+        120,
+        interval=0.5,
+        message="a picture of every generation",
+    )
+
     # Every stored file is in the bucket, and nothing else is: a duplicated ingest
     # would leave a second object; a local write would show under the media root.
     s3 = stack.s3_client()
