@@ -77,16 +77,13 @@ FROM ({source}) AS entries
 GROUP BY day, kind{group}
 """
 
-# What is rolled up, one row each, with ``{day}`` the moment's day (or month).
-SOURCES = [
-    # Every ledger entry.
-    """
+# What is rolled up: every ledger entry, one row each, with ``{day}`` its day (or month).
+SOURCE = """
     SELECT {day} AS day, e.kind, e.user_id,
            e.provider, COALESCE(g.edition, '') AS edition, e.amount
     FROM generations_ledgerentry e
     LEFT JOIN generations_generation g ON g.id = e.generation_id
-    """,
-]
+"""
 
 DAY_SQL = {
     Grain.DAY: "CAST(e.{moment} AT TIME ZONE 'UTC' AS date)",
@@ -100,7 +97,6 @@ def rebuild_postgresql(cursor):
     Produces the same rows ``record`` would have built one row at a time (the site's
     time zone is UTC).
     """
-    sources = list(zip(SOURCES, ["created_at"], strict=True))
     cursor.execute("DELETE FROM credits_spendrollup")
     scopes = [
         ("'t'", Scope.TEAM, "NULL", "''", "''", ""),
@@ -122,18 +118,17 @@ def rebuild_postgresql(cursor):
             ", user_id, provider, edition",
         ),
     ]
-    for source, moment in sources:
-        for grain, day in DAY_SQL.items():
-            for key, scope, user, provider, edition, group in scopes:
-                cursor.execute(
-                    REBUILD_SQL.format(
-                        source=source.format(day=day.format(moment=moment)),
-                        grain=grain.value,
-                        key=key,
-                        scope=scope.value,
-                        user=user,
-                        provider=provider,
-                        edition=edition,
-                        group=group,
-                    )
+    for grain, day in DAY_SQL.items():
+        for key, scope, user, provider, edition, group in scopes:
+            cursor.execute(
+                REBUILD_SQL.format(
+                    source=SOURCE.format(day=day.format(moment="created_at")),
+                    grain=grain.value,
+                    key=key,
+                    scope=scope.value,
+                    user=user,
+                    provider=provider,
+                    edition=edition,
+                    group=group,
                 )
+            )

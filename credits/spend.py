@@ -21,8 +21,6 @@ from .models import LedgerEntry, SpendRollup
 Scope = SpendRollup.Scope
 Grain = SpendRollup.Grain
 KINDS = [kind for kind, _ in LedgerEntry.Kind.choices]
-# What the rollups count: every ledger kind.
-COUNTED = KINDS
 # The provider recorded on the convert tool's entries (generations.conversions).
 CONVERT = "convert"
 
@@ -41,7 +39,7 @@ class Sums:
     """Ledger sums by kind for one group; amounts as stored (spend is negative)."""
 
     amount: dict = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    entries: dict = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+    entries: dict = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
     @classmethod
     def of(cls, row):
@@ -49,7 +47,7 @@ class Sums:
         amounts, counts = row[: len(KINDS)], row[len(KINDS) :]
         return cls(
             amount={kind: value or 0 for kind, value in zip(KINDS, amounts, strict=True)},
-            entries={kind: value or 0 for kind, value in zip(COUNTED, counts, strict=True)},
+            entries={kind: value or 0 for kind, value in zip(KINDS, counts, strict=True)},
         )
 
     def add_sums(self, other):
@@ -189,7 +187,7 @@ def _rollups(start, end, user, provider, scope, by_day=False):
 # One column per kind and figure: a row per group instead of one per group and kind.
 PIVOT = {
     **{f"amount_{kind}": Sum("amount", filter=Q(kind=kind)) for kind in KINDS},
-    **{f"entries_{kind}": Sum("entries", filter=Q(kind=kind)) for kind in COUNTED},
+    **{f"entries_{kind}": Sum("entries", filter=Q(kind=kind)) for kind in KINDS},
 }
 
 

@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -337,12 +337,14 @@ class _Files:
 
     @cached_property
     def _all(self):
+        # Read once, into the generation's prefetch cache: Generation.glb_asset reads it too.
+        prefetch_related_objects([self.generation], "assets")
         return list(self.generation.assets.all())
 
     @cached_property
     def model(self):
-        roles = {a.role: a for a in self._all}
-        return roles.get(Asset.Role.PREVIEW) or roles.get(Asset.Role.MODEL)
+        self._all  # noqa: B018 - the one read of the files
+        return self.generation.glb_asset
 
     @cached_property
     def thumbnail(self):
