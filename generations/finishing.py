@@ -27,12 +27,13 @@ Prices are the contract's (the sandbox charges the same); like the convert
 tool's, they are not generations' and so not in the catalogue's price table.
 """
 
+import functools
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import conversions, ingest
+from . import conversions, ingest, storage
 
 # What each step may be asked, as the forms offer it.
 RENDER_STILLS = ("3/4", "front", "back", "left", "right", "top", "isometric")
@@ -179,7 +180,8 @@ def request(generation, kind, options, user, form_token, now=None):
 
 
 def build(job, now=None):
-    """(endpoint, body, upload) for a job's submit; ``upload`` is (field, name, bytes) or None.
+    """(endpoint, body, upload) for a job's submit; ``upload`` is (field, name, open) or None,
+    where ``open()`` gives our stored model as (a readable stream, its size).
 
     Raises ``FinishingRefused`` when it cannot be sent (the source URL expired meanwhile).
     """
@@ -197,10 +199,10 @@ def build(job, now=None):
         return step.endpoint, {step.url_field: url, **body}, None
     if step.upload_field is None:
         raise FinishingRefused(impossible(generation, job.kind, now) or "The model has no URL.")
-    asset = generation.glb_asset
-    with asset.file.open("rb") as fh:
-        data = fh.read()
-    return step.endpoint, body, (step.upload_field, "model.glb", data)
+    # Opened by the client for each send and streamed from there: a model is up to
+    # 200 MB, and a send after a failed one must start again from its first byte.
+    opener = functools.partial(storage.open_stream, generation.glb_asset.file)
+    return step.endpoint, body, (step.upload_field, "model.glb", opener)
 
 
 def _tencent_topology(options):

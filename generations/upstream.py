@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 from django.conf import settings
+from requests_toolbelt import MultipartEncoder
 
 from ops import logs
 
@@ -207,16 +208,17 @@ class UpstreamClient:
     def __repr__(self):  # never show the key
         return f"<UpstreamClient {self.base_url}>"
 
-    def _request(self, method, path, *, json_body=None, form=None, files=None):
+    def _request(self, method, path, *, json_body=None, body=None, content_type=None):
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
         try:
             response = self.session.request(
                 method,
                 url,
                 json=json_body,
-                data=form,
-                files=files,
+                data=body,
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
@@ -284,19 +286,41 @@ class UpstreamClient:
 
     # --- endpoints -------------------------------------------------------------
     def submit(self, endpoint: str, body: dict, *, upload=None) -> Submitted:
-        """POST a job. ``upload`` = (field, file name, bytes) sends it as multipart (the
+        """POST a job. ``upload`` = (field, file name, open) sends it as multipart (the
         fields as text, booleans as ``true``/``false``: see the API reference "Request
-        encoding"), else ``body`` goes as JSON. Either way a submit, with a submit's care."""
+        encoding"), else ``body`` goes as JSON. Either way a submit, with a submit's care.
+
+        ``open()`` gives (a readable file, its size in bytes). It is called for each send,
+        so a send after a failed one starts from the file's first byte, and the file is
+        streamed in chunks as the connection takes them: a 200 MB model is never held in
+        memory (tests/bench/bench_upload.py)."""
         if upload is None:
             response = self._request("POST", endpoint, json_body=body)
         else:
-            field_name, filename, data = upload
-            form = {
-                name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+            field_name, filename, open_file = upload
+            fields = [
+                (name, ("true" if value else "false") if isinstance(value, bool) else str(value))
                 for name, value in body.items()
-            }
-            files = {field_name: (filename, data, "application/octet-stream")}
-            response = self._request("POST", endpoint, form=form, files=files)
+            ]
+            handle, size = open_file()
+            stream = _Sized(handle, size)
+            try:
+                part = (filename, stream, "application/octet-stream")
+                encoder = MultipartEncoder(fields=[*fields, (field_name, part)])
+                response = self._request(
+                    "POST", endpoint, body=encoder, content_type=encoder.content_type
+                )
+            except UpstreamError as exc:
+                if stream.missing:
+                    # The body stopped short of the length it announced: the upstream
+                    # never had a whole request to act on, and resending cannot help.
+                    raise Rejected(
+                        f"Our stored file ended {stream.missing} bytes before its recorded "
+                        "size; nothing was sent whole."
+                    ) from exc
+                raise
+            finally:
+                handle.close()
         self._check(response)
         data = self._json(response)
         task_id = data.get("task_id")
@@ -381,6 +405,30 @@ class UpstreamClient:
     def images(self, endpoint: str, body: dict) -> Submitted:
         """Start an image generation or edit (charged like a submit: same errors, same care)."""
         return self.submit(endpoint, body)
+
+
+class _Sized:
+    """A readable file with the count of bytes still to come, which is what the multipart
+    encoder asks of a part (``len``) to send the body's Content-Length up front. A bucket's
+    stream (S3) has no file number to measure, so the size comes from the storage."""
+
+    def __init__(self, handle, size):
+        self.handle = handle
+        self.left = size
+        self.missing = 0
+
+    @property
+    def len(self):
+        return self.left
+
+    def read(self, length=-1):
+        chunk = self.handle.read(length)
+        if not chunk and self.left > 0:
+            # The encoder would wait for the missing bytes forever.
+            self.missing = self.left
+            raise OSError(f"the file ended {self.left} bytes before its size")
+        self.left -= len(chunk)
+        return chunk
 
 
 def _text_or_none(value):
