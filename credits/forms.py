@@ -2,7 +2,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from generations.catalogue import PROVIDERS
+from generations.catalogue import PRICE_LABELS, PROVIDERS
+from generations.image_models import IMAGE_MODELS
 
 from . import prices
 from .models import Budget, LedgerEntry
@@ -55,6 +56,20 @@ class SpendFilterForm(forms.Form):
         return today.replace(day=1), today, None, ""
 
 
+def price_words(path):
+    """(group, label) of one price of the table, as the admins' form shows it."""
+    section, rest = path[0], path[1:]
+    if section in PROVIDERS:
+        return PROVIDERS[section].label, " / ".join(rest)
+    if section == "finishing":
+        return "Finishing steps", PRICE_LABELS.get(path, " / ".join(rest))
+    if section == "images" and rest[0] in IMAGE_MODELS:
+        model = IMAGE_MODELS[rest[0]]
+        words = model.price_labels()
+        return f"Concept images: {model.label}", words.get(rest[-1], " / ".join(rest[1:]))
+    return section, " / ".join(rest)
+
+
 class PriceTableForm(forms.Form):
     """Every price of the active table as its own field; saving publishes a new version."""
 
@@ -72,16 +87,16 @@ class PriceTableForm(forms.Form):
         for path, value in prices.leaves(table):
             name = "price__" + "__".join(path)
             self.fields[name] = forms.IntegerField(
-                min_value=0, initial=value, label=" / ".join(path[1:])
+                min_value=0, initial=value, label=price_words(path)[1]
             )
             self.paths.append((name, path))
 
     def groups(self):
-        """[(provider label, [bound field, ...])] for the template."""
+        """[(group label, [bound field, ...])] for the template: a provider, the finishing
+        steps, an image model."""
         grouped = {}
         for name, path in self.paths:
-            spec = PROVIDERS.get(path[0])
-            grouped.setdefault(spec.label if spec else path[0], []).append(self[name])
+            grouped.setdefault(price_words(path)[0], []).append(self[name])
         return list(grouped.items())
 
     def table(self):

@@ -1,8 +1,11 @@
 """Price tables as data: the shape check, the active version, publishing a new one.
 
-A stored table has exactly the shape of ``catalogue.PRICE_TABLE`` (the same
+A published table has exactly the shape of ``catalogue.PRICE_TABLE`` (the same
 nested keys, a non-negative integer at every leaf). Publishing never edits a
-version: it adds the next one.
+version: it adds the next one. A version published before a price existed (a
+provider, or a section such as the finishing steps' or the image models', added
+to the catalogue later) lacks it: it is read as complete, the catalogue's default
+standing in for what it lacks (``complete``).
 """
 
 import copy
@@ -55,22 +58,28 @@ def shape_errors(table, reference=PRICE_TABLE):
     return errors
 
 
+def complete(table):
+    """``table`` with the catalogue's default for every price it lacks (a copy)."""
+    full = copy.deepcopy(PRICE_TABLE)
+    for path, value in leaves(table):
+        node = full
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return full
+
+
 def active():
     """(version, table) of the prices in force; (None, catalogue defaults) when none is stored.
 
-    A stored table lacks prices only for a provider added to the catalogue after
-    it was published; those come from the catalogue's defaults.
+    A stored table lacks only prices added to the catalogue after it was published
+    (a provider, the finishing steps, the image models); those come from the
+    catalogue's defaults, so the version's figures stand and the table is complete.
     """
     row = PriceTable.objects.active()
     if row is None:
         return None, PRICE_TABLE
-    table = copy.deepcopy(PRICE_TABLE)
-    for path, value in leaves(row.table):
-        node = table
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return row.version, table
+    return row.version, complete(row.table)
 
 
 def publish(table, user=None, note=""):
@@ -112,5 +121,6 @@ def _audit(user, row):
 
 def _previous_values(row):
     before = PriceTable.objects.filter(version__lt=row.version).active()
-    previous = dict(leaves(before.table)) if before else dict(leaves(PRICE_TABLE))
+    # A version from before a price existed charged the catalogue's default for it.
+    previous = dict(leaves(complete(before.table) if before else PRICE_TABLE))
     return [previous.get(path) for path, _ in leaves(row.table)]

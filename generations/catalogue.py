@@ -60,8 +60,9 @@ MAX_PROMPT_LENGTH = 1024
 
 MODE_LABELS = {"text": "Text", "image": "Single image", "multiview": "Multi-view"}
 
-# Every credit price, in one JSON-shaped structure so that a later move into the
-# database (editable by an admin) changes where this is read from, not its shape.
+# Every credit price, in one JSON-shaped structure: the defaults of the admins' versioned
+# price tables (credits/prices.py), which have exactly this shape. A provider's prices
+# are under its key; the finishing steps' and the concept images' under PRICE_SECTIONS.
 PRICE_TABLE = {
     "hunyuan_pro": {
         "base": {"text": 60, "image": 60, "multiview": 60},
@@ -94,6 +95,42 @@ PRICE_TABLE = {
         "base": {"text": 60, "image": 80, "multiview": 80},
         "texture": {"standard": 20, "detailed": 40},
     },
+    # The finishing steps (generations/finishing.py prices a step's options with these).
+    "finishing": {
+        # Tripo's convert-model, plus the quads surcharge; Tencent's smart topology is flat.
+        "remesh": {"tripo": 10, "quads": 10, "tencent": 100},
+        "texture": {"standard": 20, "detailed": 40},
+        "repair": {"base": 60, "hollow": 30},
+        "optimize": 10,
+        # One still; several images (a turntable) or an animation.
+        "render": {"still": 5, "several": 20},
+    },
+    # Concept images (generations/image_models.py): credits per image by the model's priced
+    # option (its resolution), "each" for a flat price; edit costs as generate.
+    "images": {
+        "gemini_3_pro": {"1K": 50, "2K": 50, "4K": 80},
+        # Reading: the tiers are cut off in the docs; 10/15/20/25 as the sandbox charges.
+        "gemini_31_flash": {"512px": 10, "1K": 15, "2K": 20, "4K": 25},
+        "gemini_25_flash": {"each": 5},
+        "seedream_v5_lite": {"each": 10},
+    },
+}
+# The sections of PRICE_TABLE that are not a provider's.
+PRICE_SECTIONS = ("finishing", "images")
+
+# The finishing section's prices in words (the admins' price form); the image models'
+# come from their catalogue (image_models.py), the providers' from their own keys.
+PRICE_LABELS = {
+    ("finishing", "remesh", "tripo"): "Remesh (Tripo)",
+    ("finishing", "remesh", "quads"): "Remesh (Tripo): extra for quads",
+    ("finishing", "remesh", "tencent"): "Remesh (Tencent smart topology)",
+    ("finishing", "texture", "standard"): "Texture edit, standard quality",
+    ("finishing", "texture", "detailed"): "Texture edit, detailed quality",
+    ("finishing", "repair", "base"): "Repair",
+    ("finishing", "repair", "hollow"): "Repair: extra for hollowing it",
+    ("finishing", "optimize"): "Optimize for the web",
+    ("finishing", "render", "still"): "Render one still",
+    ("finishing", "render", "several"): "Render a turntable (images or animation)",
 }
 
 _TRUE_WORDS = {"true", "on", "1", "yes"}

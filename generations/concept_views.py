@@ -63,8 +63,9 @@ def _estimate(form):
         count = max(1, min(form.model.max_images, int(count)))
     except (TypeError, ValueError):
         count = 1
-    total, breakdown = form.model.price(form.options(), count)
-    return {"total": total, "breakdown": breakdown}
+    # The table in force, as ConceptJob.objects.create_queued holds: the figure shown is held.
+    price = pricing.image_estimate(form.model.key, form.options(), count)
+    return {"total": price.total, "breakdown": price.breakdown}
 
 
 @login_required

@@ -23,8 +23,10 @@ upstream fetches a URL itself, so
   only a GLB's URL too, and answers a bare OBJ: we keep it and make the GLB the
   viewer shows from it.
 
-Prices are the contract's (the sandbox charges the same); like the convert
-tool's, they are not generations' and so not in the catalogue's price table.
+Prices are the "finishing" section of the price table (the catalogue's
+PRICE_TABLE holds the contract's figures, which the sandbox charges; an admin
+publishes new versions, credits/prices.py): ``price`` reads the table in force,
+so the form's cost, the hold and the charge are one figure.
 """
 
 import functools
@@ -78,21 +80,30 @@ STEPS = {
 TENCENT_TOPOLOGY = "/v1/3d-models/tencent/topology/"
 
 
-def price(kind, options):
-    """The credits a step costs with ``options`` (the contract's prices)."""
+def price(kind, options, table=None):
+    """The credits a step costs with ``options``, from ``table`` (the catalogue's
+    PRICE_TABLE shape; by default the price table in force)."""
+    if table is None:
+        from credits.prices import active
+
+        table = active()[1]
+    prices = table["finishing"]
     if kind == "remesh" and options.get("engine") == "tencent":
-        return 100
+        return prices["remesh"]["tencent"]
     if kind == "remesh":
-        return 10 + (10 if options.get("polygons") == "quads" else 0)
+        quads = prices["remesh"]["quads"] if options.get("polygons") == "quads" else 0
+        return prices["remesh"]["tripo"] + quads
     if kind == "texture":
-        return 40 if options.get("texture_quality") == "detailed" else 20
+        quality = "detailed" if options.get("texture_quality") == "detailed" else "standard"
+        return prices["texture"][quality]
     if kind == "repair":
-        return 90 if options.get("hollow") else 60
+        hollow = prices["repair"]["hollow"] if options.get("hollow") else 0
+        return prices["repair"]["base"] + hollow
     if kind == "optimize":
-        return 10
+        return prices["optimize"]
     if kind == "render":
         single = options.get("output") == "image" and options.get("angle") in RENDER_STILLS
-        return 5 if single else 20
+        return prices["render"]["still" if single else "several"]
     raise KeyError(kind)
 
 
@@ -265,7 +276,7 @@ def describe(job):
         size = f", textures ≤ {o['max_texture_size']} px" if o.get("max_texture_size") else ""
         return f"Optimized for the web (preset {o.get('preset', 'default')}{size})"
     if job.kind == "render":
-        what = "animation (GIF)" if o.get("output") == "video" else "images"
+        what = "a turntable video" if o.get("output") == "video" else "images"
         return f"Rendered {o.get('angle', '3/4')} as {what}"
     return job.get_kind_display()
 

@@ -8,22 +8,17 @@ the API reference "Image generation"; readings are marked "Reading:".
 API
     ``IMAGE_MODELS`` (key -> ``ImageModel``), ``choices()``.
     ``ImageModel.endpoint(edit)``, ``.options`` (``ImageOption`` list),
-    ``.clean_options(values)`` -> (options, errors), ``.price(options, count)`` ->
-    ``(total, breakdown)``, ``.request_body(prompt, options, count, images=())``.
+    ``.clean_options(values)`` -> (options, errors), ``.price(options, count, table=None)``
+    -> ``(total, breakdown)``, ``.request_body(prompt, options, count, images=())``.
+
+Prices are the "images" section of the price table (``catalogue.PRICE_TABLE`` holds the
+defaults; an admin publishes new versions, credits/prices.py): ``price`` reads the table
+in force, so the form's cost, the hold and the charge are one figure.
 """
 
 from dataclasses import dataclass
 
 from .catalogue import MAX_PROMPT_LENGTH
-
-# Credits per image (the API reference: price per image, times num_images; edit as generate).
-IMAGE_PRICE_TABLE = {
-    "gemini_3_pro": {"1K": 50, "2K": 50, "4K": 80},
-    # Reading: the tiers are cut off in the docs; 10/15/20/25 as the sandbox charges.
-    "gemini_31_flash": {"512px": 10, "1K": 15, "2K": 20, "4K": 25},
-    "gemini_25_flash": {"each": 5},
-    "seedream_v5_lite": {"each": 10},
-}
 
 ASPECTS = ("auto", "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -56,7 +51,8 @@ class ImageModel:
     max_images: int  # num_images
     max_edit_images: int  # reference images an edit takes
     edit_field: str  # the edit's list of data URIs
-    # The option the price depends on (its value keys IMAGE_PRICE_TABLE), or None: flat.
+    # The option the price depends on (its value keys PRICE_TABLE["images"][key]), or None:
+    # one price an image ("each").
     priced_by: str | None = None
 
     def endpoint(self, edit):
@@ -73,17 +69,30 @@ class ImageModel:
             cleaned[option.name] = value
         return cleaned, errors
 
-    def price_per_image(self, options):
-        table = IMAGE_PRICE_TABLE[self.key]
-        if self.priced_by is None:
-            return table["each"]
-        option = next(o for o in self.options if o.name == self.priced_by)
-        return table.get(options.get(self.priced_by), table[option.default])
+    def price_per_image(self, options, table=None):
+        """Credits an image with ``options``, from ``table`` (PRICE_TABLE's shape; by default
+        the price table in force)."""
+        if table is None:
+            from credits.prices import active
 
-    def price(self, options, count):
+            table = active()[1]
+        tiers = table["images"][self.key]
+        if self.priced_by is None:
+            return tiers["each"]
+        option = next(o for o in self.options if o.name == self.priced_by)
+        return tiers.get(options.get(self.priced_by), tiers[option.default])
+
+    def price(self, options, count, table=None):
         """(total, breakdown): per image times the count. Tolerant of unknown values."""
-        each = self.price_per_image(options)
+        each = self.price_per_image(options, table)
         return each * count, [(f"{count} x {each} credits an image:", each * count)]
+
+    def price_labels(self):
+        """{tier: words} of this model's prices, for the admins' price form."""
+        if self.priced_by is None:
+            return {"each": "Each image"}
+        option = next(o for o in self.options if o.name == self.priced_by)
+        return {tier: f"{option.label} {tier}, each image" for tier in option.choices}
 
     def request_body(self, prompt, options, count, images=()):
         """The JSON body; ``images`` (data URIs) make it an edit. Options left at their

@@ -3,7 +3,9 @@
 The form's live cost, the saved estimate and so the ledger's charge all call
 ``estimate``, so what a member sees before submitting is exactly what is held
 and charged. Prices are data: the catalogue's PRICE_TABLE is the default, and
-the credits app may supply an admin-edited, versioned table.
+the credits app may supply an admin-edited, versioned table. The same table
+prices a concept job's images (``image_estimate``, ``ImageModel.price``) and a
+finishing step (``finishing.price``).
 """
 
 from dataclasses import dataclass
@@ -28,6 +30,17 @@ def estimate(provider: str, mode: str, options: dict, edition: str | None = None
     effective = spec._effective(mode, edition or None, options)
     breakdown = spec.pricing(table[spec.key], mode, effective)
     total = sum(amount for _, amount in breakdown)
+    return Estimate(total=total, breakdown=breakdown, version=version)
+
+
+def image_estimate(image_model: str, options: dict, count: int) -> Estimate:
+    """The price of ``count`` concept images on ``image_model`` (image_models.py)."""
+    from credits.prices import active
+
+    from .image_models import IMAGE_MODELS
+
+    version, table = active()
+    total, breakdown = IMAGE_MODELS[image_model].price(options, count, table)
     return Estimate(total=total, breakdown=breakdown, version=version)
 
 

@@ -10,6 +10,7 @@ import pytest
 from generations.catalogue import (
     HUNYUAN_RAPID,
     MAX_PROMPT_LENGTH,
+    PRICE_SECTIONS,
     PRICE_TABLE,
     PROVIDERS,
     InvalidRequest,
@@ -79,8 +80,10 @@ def test_the_prompt_limit_is_the_contracts():
     assert MAX_PROMPT_LENGTH == 1024
 
 
-def test_prices_are_one_table_keyed_by_provider():
-    assert set(PRICE_TABLE) == set(PROVIDERS)
+def test_prices_are_one_table_keyed_by_provider_and_section():
+    # The finishing steps' and the image models' prices are sections of the same table.
+    assert set(PRICE_TABLE) == set(PROVIDERS) | {"finishing", "images"}
+    assert not set(PROVIDERS) & set(PRICE_SECTIONS)
 
 
 # --- endpoints -----------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from generations.models import Generation
 pytestmark = pytest.mark.django_db
 
 
-def changed(path, value):
-    table = copy.deepcopy(PRICE_TABLE)
+def changed(path, value, table=PRICE_TABLE):
+    table = copy.deepcopy(table)
     node = table
     for key in path[:-1]:
         node = node[key]
