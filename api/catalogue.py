@@ -3,6 +3,7 @@
 from credits.prices import active
 from generations import pricing
 from generations.catalogue import MODE_LABELS, PROVIDERS
+from generations.image_models import IMAGE_MODELS
 
 
 def _option(opt):
@@ -52,6 +53,39 @@ def providers():
                 "combinations": combinations,
                 "prices": table[spec.key],
                 "price_version": version,
+            }
+        )
+    return listed
+
+
+def image_models():
+    """The concept jobs' image models: options, limits and credits per image."""
+    listed = []
+    for model in IMAGE_MODELS.values():
+        defaults = {option.name: option.default for option in model.options}
+        priced = next((o for o in model.options if o.name == model.priced_by), None)
+        if priced is None:
+            prices = {"each": model.price_per_image(defaults)}
+        else:
+            prices = {c: model.price_per_image({priced.name: c}) for c in priced.choices}
+        listed.append(
+            {
+                "key": model.key,
+                "label": model.label,
+                "max_images": model.max_images,
+                "max_edit_images": model.max_edit_images,
+                "options": [
+                    {
+                        "name": option.name,
+                        "label": option.label,
+                        "choices": list(option.choices),
+                        "default": option.default,
+                    }
+                    for option in model.options
+                ],
+                "priced_by": model.priced_by,
+                "credits_per_image": prices,
+                "default_cost": model.price(defaults, 1)[0],
             }
         )
     return listed

@@ -35,3 +35,16 @@ class BodyTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The body is too large; send large images as multipart files."
     default_code = "too_large"
+
+
+class KeyReused(exceptions.APIException):
+    """An Idempotency-Key sent again with another request (the IETF idempotency-key
+    draft's answer: 422)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = (
+        "This Idempotency-Key was already used for a different request (another body or "
+        "URL); nothing was done. Send a new key for a new request, or the same body to "
+        "get the first answer again."
+    )
+    default_code = "idempotency_key_reused"

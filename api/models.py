@@ -87,3 +87,36 @@ class ApiToken(models.Model):
         now = timezone.now()
         ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=now)
         self.refresh_from_db(fields=["revoked_at"])
+
+
+class IdempotencyKeyQuerySet(models.QuerySet):
+    def claim(self, user, token, fingerprint):
+        """Remember what the key naming ``token`` first asked for; False when it asked
+        for something else then (the caller refuses the reuse).
+
+        Called inside the transaction that makes the request's row: a request that
+        fails rolls its record back with it, so a corrected retry may use the key again.
+        Two concurrent first uses meet on the unique token: the second waits for the
+        first to commit and then compares with it.
+        """
+        record, created = self.get_or_create(
+            user=user, token=token, defaults={"fingerprint": fingerprint}
+        )
+        return created or record.fingerprint == fingerprint
+
+
+class IdempotencyKey(models.Model):
+    """An Idempotency-Key's first request: the SHA-256 of its method, path and canonical
+    body (``inputs.fingerprint``), so that the key sent again with another body is refused
+    (422) instead of answered with the first request's result. The key itself is not
+    stored: ``token`` is the form token it names (``inputs.form_token``, user and key)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token = models.UUIDField(unique=True)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = IdempotencyKeyQuerySet.as_manager()
+
+    def __str__(self):
+        return f"idempotency key {self.token} of user {self.user_id}"

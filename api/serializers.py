@@ -8,7 +8,13 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from generations.catalogue import MAX_PROMPT_LENGTH
-from generations.models import Asset, Generation
+from generations.models import Asset, ConceptImage, ConceptJob, Generation
+
+
+def _absolute(serializer, path):
+    """``path`` as an absolute URL on the request's host (a path without a request)."""
+    request = serializer.context.get("request")
+    return request.build_absolute_uri(path) if request else path
 
 
 class AssetSerializer(serializers.ModelSerializer):
@@ -19,9 +25,7 @@ class AssetSerializer(serializers.ModelSerializer):
         fields = ["id", "role", "format", "bytes", "sha256", "facts", "created_at", "url"]
 
     def get_url(self, asset) -> str:
-        path = reverse("api:asset", args=[asset.generation_id, asset.pk])
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
+        return _absolute(self, reverse("api:asset", args=[asset.generation_id, asset.pk]))
 
 
 class GenerationSerializer(serializers.ModelSerializer):
@@ -61,15 +65,11 @@ class GenerationSerializer(serializers.ModelSerializer):
             "assets",
         ]
 
-    def _absolute(self, path):
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
-
     def get_url(self, generation) -> str:
-        return self._absolute(reverse("api:generation", args=[generation.pk]))
+        return _absolute(self, reverse("api:generation", args=[generation.pk]))
 
     def get_page_url(self, generation) -> str:
-        return self._absolute(reverse("generations:detail", args=[generation.pk]))
+        return _absolute(self, reverse("generations:detail", args=[generation.pk]))
 
 
 class GenerationDetailSerializer(GenerationSerializer):
@@ -139,4 +139,125 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+# --- concept jobs ("Start from an image") ---------------------------------------------------
+
+
+class ConceptImageSerializer(serializers.ModelSerializer):
+    """A stored concept image (or an image the job edits) and where to download it."""
+
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConceptImage
+        fields = ["id", "position", "format", "width", "height", "bytes", "url"]
+
+    def get_url(self, image) -> str:
+        route = "api:concept-image" if isinstance(image, ConceptImage) else "api:concept-reference"
+        return _absolute(self, reverse(route, args=[image.job_id, image.pk]))
+
+
+class ConceptJobSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.get_username")
+    image_model_label = serializers.CharField(source="model_spec.label")
+    state_label = serializers.CharField(source="get_state_display")
+    images = ConceptImageSerializer(many=True, help_text="The stored results, once finished.")
+    references = ConceptImageSerializer(many=True, help_text="The uploaded images it edits.")
+    models = serializers.SerializerMethodField(
+        help_text="Ids of the generations made from its images (make-model)."
+    )
+    url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConceptJob
+        fields = [
+            "id",
+            "url",
+            "page_url",
+            "owner",
+            "image_model",
+            "image_model_label",
+            "prompt",
+            "options",
+            "count",
+            "edit_of",
+            "state",
+            "state_label",
+            "progress",
+            "credit_estimate",
+            "price_breakdown",
+            "failure_reason",
+            "created_at",
+            "finished_at",
+            "images",
+            "references",
+            "models",
+        ]
+
+    def get_url(self, job) -> str:
+        return _absolute(self, reverse("api:concept", args=[job.pk]))
+
+    def get_page_url(self, job) -> str:
+        return _absolute(self, reverse("generations:concept", args=[job.pk]))
+
+    def get_models(self, job) -> list[int]:
+        # From the prefetched images and picks: no query per job.
+        return sorted(
+            {pick.generation_id for image in job.images.all() for pick in image.picks.all()}
+        )
+
+
+class ConceptRequestSerializer(serializers.Serializer):
+    """A concept job. Multipart bodies send each option as a field of its own name and
+    the images to edit as files named ``images``."""
+
+    image_model = serializers.CharField(
+        required=False, help_text="A key of /api/v1/image-models/ (default: edit_of's)"
+    )
+    prompt = serializers.CharField(max_length=MAX_PROMPT_LENGTH)
+    count = serializers.IntegerField(
+        required=False, min_value=1, max_value=4, help_text="Images to make (default 2)"
+    )
+    options = serializers.DictField(required=False, help_text="The model's options")
+    images = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Images to edit: base64 (or data URIs), at most 4",
+    )
+    edit_of = serializers.IntegerField(
+        required=False, help_text="A concept image id to edit again (sent first)"
+    )
+
+
+class ConceptEstimateRequestSerializer(serializers.Serializer):
+    image_model = serializers.CharField()
+    count = serializers.IntegerField(required=False, min_value=1, max_value=4)
+    options = serializers.DictField(required=False)
+
+
+class ConceptEstimateSerializer(serializers.Serializer):
+    image_model = serializers.CharField()
+    count = serializers.IntegerField()
+    total = serializers.IntegerField()
+    breakdown = BreakdownLineSerializer(many=True)
+    remaining = serializers.IntegerField(allow_null=True, help_text="Credits left this month")
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class MakeModelRequestSerializer(serializers.Serializer):
+    """Picked concept images to image-to-3D (``image``) or multi-view (``views``)."""
+
+    provider = serializers.CharField(help_text="A provider that takes images")
+    edition = serializers.CharField(required=False, allow_blank=True)
+    mode = serializers.CharField(
+        required=False, help_text="image or multiview; default: multiview when views are sent"
+    )
+    image = serializers.IntegerField(required=False, help_text="A concept image id of this job")
+    views = serializers.DictField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text='View slot to concept image id, e.g. {"front": 12, "left": 13}',
     )

@@ -24,11 +24,21 @@ from credits import views as credits_views
 from credits.forms import SpendFilterForm
 from generations import batches, finishing, planner, pricing, rows, storage, turns
 from generations.forms import FINISH_FORMS, HistoryFilterForm
-from generations.models import Asset, Batch, BudgetExceeded, CancelRefused, Generation, State
+from generations.models import (
+    Asset,
+    Batch,
+    BudgetExceeded,
+    CancelRefused,
+    Conversion,
+    Generation,
+    State,
+)
 from reviews.forms import DecisionForm, QueueFilterForm
 from reviews.models import Review, ReviewConflict, ReviewStatus, awaiting_review
 
 from . import catalogue, inputs
+from .exceptions import KeyReused
+from .models import IdempotencyKey
 from .serializers import (
     DecisionRequestSerializer,
     ErrorSerializer,
@@ -46,7 +56,10 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
     OpenApiParameter.HEADER,
-    description="One generation per key and user: a retry with the same key returns the first.",
+    description=(
+        "One job per key and user: a retry with the same key and body returns the first; "
+        "the key sent with another body (or URL) is refused with 422."
+    ),
 )
 ERRORS = {
     400: ErrorSerializer,
@@ -57,6 +70,13 @@ ERRORS = {
     409: ErrorSerializer,
     429: OpenApiResponse(ErrorSerializer, description="Over the token's rate; see Retry-After"),
 }
+# The answers of a request that takes an Idempotency-Key.
+IDEMPOTENT_ERRORS = {
+    **ERRORS,
+    422: OpenApiResponse(
+        ErrorSerializer, description="The Idempotency-Key was used for a different request"
+    ),
+}
 
 
 class Pages(PageNumberPagination):
@@ -65,7 +85,7 @@ class Pages(PageNumberPagination):
     max_page_size = 100
 
 
-def _require(request, permission, message):
+def require(request, permission, message):
     if not request.user.has_perm(permission):
         raise PermissionDenied(message)
 
@@ -87,7 +107,7 @@ def _generations(user):
     )
 
 
-def _get_generation(request, pk, act=False):
+def get_generation(request, pk, act=False):
     """The generation if this user may see it, else 404; with ``act`` 403 unless theirs."""
     generation = get_object_or_404(_generations(request.user), pk=pk)
     if act and not can_act(request.user, generation):
@@ -95,7 +115,30 @@ def _get_generation(request, pk, act=False):
     return generation
 
 
-def _detail(request, generation, status_code=status.HTTP_200_OK, headers=None):
+def once(request, make):
+    """``make(token)``'s answer, under the request's Idempotency-Key.
+
+    ``token`` is the form token the key names (a fresh one without a key): the rows'
+    own unique form token makes one job of a retry. The key's first request is
+    remembered by its fingerprint in the same transaction as the job, so the key sent
+    with another body is refused (``KeyReused``, 422) before anything is made; a
+    refused request (any 4xx, or an exception) keeps no record, and a corrected retry
+    may use the key again.
+    """
+    key = request.headers.get("Idempotency-Key", "")
+    token = inputs.form_token(request.user, key)
+    if not key:
+        return make(token)
+    with transaction.atomic():
+        if not IdempotencyKey.objects.claim(request.user, token, inputs.fingerprint(request)):
+            raise KeyReused()
+        response = make(token)
+        if response.status_code >= 400:
+            transaction.set_rollback(True)
+    return response
+
+
+def generation_detail(request, generation, status_code=status.HTTP_200_OK, headers=None):
     # Read once: both estimates of a queued generation start from its place in the queue.
     position = generation.queue_position = turns.queue_position(generation)
     generation.estimated_start = planner.estimated_start(generation, position=position)
@@ -199,7 +242,7 @@ def estimate(request):
         "application/json": GenerationRequestSerializer,
         "multipart/form-data": GenerationRequestSerializer,
     },
-    responses={201: GenerationDetailSerializer, **ERRORS},
+    responses={201: GenerationDetailSerializer, **IDEMPOTENT_ERRORS},
 )
 @api_view(["GET", "POST"])
 def generations(request):
@@ -215,27 +258,32 @@ def generations(request):
 
 
 def _create(request, source=None):
-    _require(request, ADD, "Your role cannot start generations.")
-    token = inputs.form_token(request.user, request.headers.get("Idempotency-Key", ""))
+    require(request, ADD, "Your role cannot start generations.")
+    return once(request, lambda token: _queue(request, token, source))
+
+
+def _queue(request, token, source):
     first = Generation.objects.filter(form_token=token, owner=request.user).first()
     if first is not None:
         # A retry of a request that already made its generation: the same answer again.
-        return _detail(request, first, status.HTTP_201_CREATED, {"Idempotent-Replayed": "true"})
+        return generation_detail(
+            request, first, status.HTTP_201_CREATED, {"Idempotent-Replayed": "true"}
+        )
     form = inputs.generation_form(request, token, source)
     try:
         generation = rows.queue(request.user, form, token)
     except BudgetExceeded as exc:
-        return _budget_refused(request, form.spec.key, exc)
+        return budget_refused(request, form.spec.key, exc)
     if generation is None:  # cannot happen: the token names the user
         raise Http404("This key was used by someone else.")
     if source is not None and generation.previous_version_id is None:
         Generation.objects.filter(pk=generation.pk).update(previous_version=source)
         generation.previous_version_id = source.pk
-    generation = _get_generation(request, generation.pk)
-    return _detail(request, generation, status.HTTP_201_CREATED)
+    generation = get_generation(request, generation.pk)
+    return generation_detail(request, generation, status.HTTP_201_CREATED)
 
 
-def _budget_refused(request, provider, exc):
+def budget_refused(request, provider, exc):
     """402 naming the budget that is short (the first one the estimate does not fit)."""
     short = sorted(budgets.usage(request.user, provider), key=lambda row: row.left)
     budget = None
@@ -257,18 +305,18 @@ def _budget_refused(request, provider, exc):
 )
 @api_view(["GET"])
 def generation(request, pk):
-    return _detail(request, _get_generation(request, pk))
+    return generation_detail(request, get_generation(request, pk))
 
 
 @extend_schema(
     summary="Regenerate with changes: the fields sent replace the source's",
     parameters=[IDEMPOTENCY_HEADER],
     request=GenerationRequestSerializer,
-    responses={201: GenerationDetailSerializer, **ERRORS},
+    responses={201: GenerationDetailSerializer, **IDEMPOTENT_ERRORS},
 )
 @api_view(["POST"])
 def regenerate(request, pk):
-    source = _get_generation(request, pk, act=True)
+    source = get_generation(request, pk, act=True)
     return _create(request, source)
 
 
@@ -280,13 +328,13 @@ def regenerate(request, pk):
 @api_view(["POST"])
 def cancel(request, pk):
     """The owner or an admin; 409 once it was sent (the upstream has no cancel)."""
-    generation = _get_generation(request, pk, act=True)
+    generation = get_generation(request, pk, act=True)
     try:
         generation.cancel(by=request.user)
     except CancelRefused as exc:
         body = {"detail": exc.message, "code": "too_late", "state": generation.state}
         return Response(body, status=status.HTTP_409_CONFLICT)
-    return _detail(request, _get_generation(request, pk))
+    return generation_detail(request, get_generation(request, pk))
 
 
 @extend_schema(
@@ -299,16 +347,19 @@ def cancel(request, pk):
     ),
     parameters=[IDEMPOTENCY_HEADER],
     request=OpenApiTypes.OBJECT,
-    responses={201: OpenApiTypes.OBJECT, **ERRORS},
+    responses={201: OpenApiTypes.OBJECT, **IDEMPOTENT_ERRORS},
 )
 @api_view(["POST"])
 def finish(request, pk, kind):
     """The page's form and model method (finishing.request) behind a JSON body."""
-    generation = _get_generation(request, pk, act=True)
+    generation = get_generation(request, pk, act=True)
     form_class = FINISH_FORMS.get(kind)
     if form_class is None:
         raise Http404("No such finishing step.")
-    token = inputs.form_token(request.user, request.headers.get("Idempotency-Key", ""))
+    return once(request, lambda token: _finish(request, generation, kind, form_class, token))
+
+
+def _finish(request, generation, kind, form_class, token):
     data = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
     # An option left out takes the form's initial choice, as on the page.
     defaults = {
@@ -324,17 +375,38 @@ def finish(request, pk, kind):
     except finishing.FinishingRefused as exc:
         code = status.HTTP_402_PAYMENT_REQUIRED if exc.code == "budget_exceeded" else 409
         return Response({"detail": exc.message, "code": exc.code}, status=code)
-    body = {
+    return Response(_step_body(request, job), status=status.HTTP_201_CREATED)
+
+
+def _step_body(request, job):
+    return {
         "id": job.pk,
+        "url": request.build_absolute_uri(
+            reverse("api:finish-step", args=[job.generation_id, job.pk])
+        ),
         "kind": job.kind,
         "options": job.options,
-        "source": generation.pk,
+        "source": job.generation_id,
         "state": job.state,
+        "state_label": job.get_state_display(),
+        "progress": job.progress,
         "credits": job.credit_estimate,
         "failure_reason": job.failure_reason,
         "new_version": job.result_id,
     }
-    return Response(body, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    summary="A finishing step asked for on a generation: its state, progress and new version",
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["GET"])
+def finish_step(request, pk, step_pk):
+    generation = get_generation(request, pk)
+    job = get_object_or_404(
+        Conversion.objects.exclude(kind=Conversion.Kind.CONVERT), pk=step_pk, generation=generation
+    )
+    return Response(_step_body(request, job))
 
 
 @extend_schema(
@@ -343,15 +415,19 @@ def finish(request, pk, kind):
 )
 @api_view(["GET"])
 def asset(request, pk, asset_pk):
-    generation = _get_generation(request, pk)
+    generation = get_generation(request, pk)
     stored = get_object_or_404(Asset, pk=asset_pk, generation=generation)
+    return download(stored, f"generation-{generation.pk}-{stored.role}-{stored.pk}")
+
+
+def download(stored, stem):
+    """A stored file (an asset, a concept image) as an attachment, streamed block by block."""
     try:
         source, size = storage.open_stream(stored.file)
     except FileNotFoundError:
         raise Http404("The stored file is missing.") from None
     extension = {"jpeg": "jpg"}.get(stored.format, stored.format)
-    name = f"generation-{generation.pk}-{stored.role}-{stored.pk}.{extension}"
-    response = FileResponse(source, as_attachment=True, filename=name)
+    response = FileResponse(source, as_attachment=True, filename=f"{stem}.{extension}")
     response.block_size = storage.CHUNK
     response["Content-Length"] = str(size)
     response["X-Content-Type-Options"] = "nosniff"
@@ -435,7 +511,7 @@ def _upload(request, batch=None):
 )
 @api_view(["POST"])
 def batch_create(request):
-    _require(request, ADD, "Your role cannot start generations.")
+    require(request, ADD, "Your role cannot start generations.")
     batch = _upload(request)
     return Response(_batch_body(request, batch), status=status.HTTP_201_CREATED)
 
@@ -518,7 +594,7 @@ def batch_zip(request, pk):
 )
 @api_view(["GET"])
 def review_queue(request):
-    _require(request, REVIEW, "Only reviewers see the review queue.")
+    require(request, REVIEW, "Only reviewers see the review queue.")
     form = QueueFilterForm(request.query_params)
     if not form.is_valid():
         raise _invalid(form.errors)
@@ -536,8 +612,8 @@ def review_queue(request):
 )
 @api_view(["POST"])
 def decide(request, pk):
-    _require(request, REVIEW, "Only reviewers can review generations.")
-    generation = _get_generation(request, pk)
+    require(request, REVIEW, "Only reviewers can review generations.")
+    generation = get_generation(request, pk)
     data = dict(request.data.items()) if hasattr(request.data, "items") else {}
     given = data.get("based_on")
     data["based_on"] = 0 if given in (None, "") else given
@@ -610,7 +686,7 @@ def _sums(sums):
 )
 @api_view(["GET"])
 def spend_report(request):
-    _require(request, VIEW_SPEND, "Only admins see the spend report.")
+    require(request, VIEW_SPEND, "Only admins see the spend report.")
     start, end, user, provider = _spend_filters(request)
     report = spend.report(start, end, user=user, provider=provider)
     return Response(
@@ -637,7 +713,7 @@ def spend_report(request):
 )
 @api_view(["GET"])
 def ledger_export(request):
-    _require(request, VIEW_SPEND, "Only admins export the ledger.")
+    require(request, VIEW_SPEND, "Only admins export the ledger.")
     _spend_filters(request)  # a bad filter is a 400 here, not this month's rows
     # The spend page's own export, streamed as it is; DRF has put the token's user on
     # the request, and the view checks the same permission again.
