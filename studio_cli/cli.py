@@ -1,4 +1,5 @@
-"""The ``studio`` commands: generate, batch, status, download, cancel."""
+"""The ``studio`` commands: generate, batch, status, download, cancel, concept,
+concept-model, finish."""
 
 import base64
 import csv
@@ -56,11 +57,15 @@ def _images(paths):
         slot, sep, path = item.partition("=")
         if not sep:
             slot, path = "image", item
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise click.BadParameter(f"{path}: no such file", param_hint="--image")
-        images[slot] = base64.b64encode(file.read_bytes()).decode()
+        images[slot] = _base64(path)
     return images
+
+
+def _base64(path):
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise click.BadParameter(f"{path}: no such file", param_hint="--image")
+    return base64.b64encode(file.read_bytes()).decode()
 
 
 def _body(prompt, provider, mode, edition, options, images):
@@ -77,8 +82,14 @@ def _body(prompt, provider, mode, edition, options, images):
     return body
 
 
-def _fail(exc):
-    err.print(f"[red]{exc}[/red]", highlight=False)
+def _fail(exc, missing=None):
+    """The refusal in one line; exit 2 for a refused field, 1 for anything else.
+
+    ``missing`` replaces Django's generic 404 ("No ConceptJob matches the given query.")."""
+    message = str(exc)
+    if missing and exc.status == 404 and "matches the given query" in message:
+        message = missing
+    err.print(message, style="red", highlight=False, markup=False)
     sys.exit(2 if getattr(exc, "status", 0) == 400 else 1)
 
 
@@ -122,8 +133,10 @@ def _place(generation):
     return generation["state_label"].lower()
 
 
-def _follow(client, ids, timeout):
-    """Poll each generation until it is final, one progress bar each."""
+def _follow(client, ids, timeout, fetch=None):
+    """Poll each generation (or each job ``fetch`` reads) until it is final, one progress
+    bar each."""
+    fetch = fetch or client.generation
     deadline = time.monotonic() + timeout
     latest = {}
     columns = (
@@ -139,7 +152,7 @@ def _follow(client, ids, timeout):
             for pk in ids:
                 if pk in latest and latest[pk]["state"] in FINAL:
                     continue
-                generation = latest[pk] = client.generation(pk)
+                generation = latest[pk] = fetch(pk)
                 progress.update(
                     tasks[pk], completed=generation["progress"], words=_words(generation)
                 )
@@ -157,7 +170,7 @@ def _words(generation):
     else:
         words = generation["state_label"].lower()
     if state in ("failed", "needs_attention"):
-        words += f": {generation['failure_reason'] or generation['attention_reason']}"
+        words += f": {generation['failure_reason'] or generation.get('attention_reason', '')}"
     return words
 
 
@@ -421,3 +434,188 @@ def cancel(ctx, ids):
             err.print(f"Generation {pk} canceled; its hold is released.", highlight=False)
     except ApiError as exc:
         _fail(exc)
+
+
+# --- images first: concept jobs ------------------------------------------------------------
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("--model", "-m", "image_model", default="gemini_31_flash", show_default=True)
+@click.option("--count", "-n", type=click.IntRange(1, 4), default=2, show_default=True)
+@click.option("--option", "-o", "option_pairs", multiple=True, help="NAME=VALUE, repeatable")
+@click.option("--image", "-i", "image_paths", multiple=True, help="An image to edit (up to 4)")
+@click.option("--edit-of", type=int, help="A concept image id to edit again")
+@click.option("--key", help="Idempotency-Key: the same key never makes a second job")
+@click.option("--wait", "-w", is_flag=True, help="Follow it with a progress bar until it ends.")
+@click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the images here.")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@click.pass_context
+def concept(
+    ctx, prompt, image_model, count, option_pairs, image_paths, edit_of, key, wait, out, timeout
+):
+    """Ask for 1-4 concept images of PROMPT (or edits of images), to pick one to model.
+
+    Prints the job's id; with --wait, the ids of its images (one a line) for
+    `studio concept-model JOB --pick ID`; with --out, the downloaded files, each named
+    concept-JOB-IMAGE_ID.
+    """
+    if len(image_paths) > 4:
+        raise click.BadParameter("at most 4 images", param_hint="--image")
+    body = {"image_model": image_model, "prompt": prompt, "count": count}
+    body["options"] = _options(option_pairs)
+    if image_paths:
+        body["images"] = [_base64(path) for path in image_paths]
+    if edit_of:
+        body["edit_of"] = edit_of
+    try:
+        client = _client(ctx)
+        job = client.concept(body, key=key)
+        err.print(
+            f"Concept job {job['id']} queued: {job['count']} {job['image_model_label']} "
+            f"image(s), {job['credit_estimate']} credits held.",
+            highlight=False,
+        )
+        if not (wait or out):
+            click.echo(job["id"])
+            return
+        [job] = _follow(client, [job["id"]], timeout, fetch=client.concept_job)
+        if job["state"] != "finished":
+            raise ApiError(0, f"Concept job {job['id']} ended {_words(job)}")
+        for image in job["images"]:
+            if out:
+                click.echo(str(_download_concept_image(client, job, image, out)))
+            else:
+                click.echo(image["id"])
+        err.print(
+            f"Model one: studio concept-model {job['id']} --pick IMAGE_ID --provider PROVIDER",
+            highlight=False,
+        )
+    except ApiError as exc:
+        _fail(exc)
+
+
+def _download_concept_image(client, job, image, directory):
+    folder = Path(directory).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    extension = {"jpeg": "jpg"}.get(image["format"], image["format"])
+    return client.download(image["url"], folder / f"concept-{job['id']}-{image['id']}.{extension}")
+
+
+def _picks(values, mode):
+    """(image, views) of --pick IMAGE_ID (one image) or SLOT=IMAGE_ID (multi-view views)."""
+    image, views = None, {}
+    for value in values:
+        slot, sep, pk = value.rpartition("=")
+        if not pk.strip().isdigit():
+            raise click.BadParameter(
+                f"{value!r}: write IMAGE_ID or SLOT=IMAGE_ID", param_hint="--pick"
+            )
+        if sep:
+            views[slot.strip()] = int(pk)
+        elif image is None and mode != "multiview":
+            image = int(pk)
+        else:
+            raise click.BadParameter(
+                "multi-view takes one pick a view: write SLOT=IMAGE_ID (e.g. front=12)",
+                param_hint="--pick",
+            )
+    if image is not None and views:
+        raise click.BadParameter(
+            "one IMAGE_ID, or views as SLOT=IMAGE_ID: not both", param_hint="--pick"
+        )
+    return image, views
+
+
+@main.command(name="concept-model")
+@click.argument("job", type=int)
+@click.option(
+    "--pick", "picks", multiple=True, required=True, help="IMAGE_ID, or SLOT=IMAGE_ID per view"
+)
+@click.option("--provider", "-p", required=True, help="A provider that takes images")
+@click.option("--edition", "-e", help="e.g. 3.1 for Hunyuan 3D Pro")
+@click.option("--mode", type=click.Choice(["image", "multiview"]), help="Default: by the picks")
+@click.option("--key", help="Idempotency-Key: the same key never makes a second generation")
+@click.option("--wait", "-w", is_flag=True, help="Follow it with a progress bar until it ends.")
+@click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the GLB here.")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@click.pass_context
+def concept_model(ctx, job, picks, provider, edition, mode, key, wait, out, timeout):
+    """Make a 3D model of picked concept images of JOB (image-to-3D or multi-view)."""
+    image, views = _picks(picks, mode)
+    body = {"provider": provider}
+    if image is not None:
+        body["image"] = image
+    if views:
+        body["views"] = views
+    if edition is not None:
+        body["edition"] = edition
+    if mode:
+        body["mode"] = mode
+    try:
+        client = _client(ctx)
+        generation = client.concept_model(job, body, key=key)
+        err.print(
+            f"Generation {generation['id']} queued from concept job {job}: "
+            f"{generation['credit_estimate']} credits held, {_place(generation)}.",
+            highlight=False,
+        )
+        if not (wait or out):
+            click.echo(generation["id"])
+            return
+        _finish(client, _follow(client, [generation["id"]], timeout), out)
+    except ApiError as exc:
+        _fail(exc, missing=f"No concept job {job} that you may see.")
+
+
+# --- finishing a model ---------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("generation", type=int)
+@click.argument("step")
+@click.option("--option", "-o", "option_pairs", multiple=True, help="NAME=VALUE, repeatable")
+@click.option("--key", help="Idempotency-Key: the same key never asks twice")
+@click.option("--wait", "-w", is_flag=True, help="Follow it with a progress bar until it ends.")
+@click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the result here.")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@click.pass_context
+def finish(ctx, generation, step, option_pairs, key, wait, out, timeout):
+    """Finish a model: STEP is remesh, texture, repair, optimize or render.
+
+    The step's options are the page's fields, e.g. remesh: -o polygons=quads -o
+    face_limit=20000; texture: -o prompt="worn leather"; render: -o angle=front. Its
+    result is a new version of the model: with --wait its page, with --out its GLB (or
+    a render's images).
+    """
+    try:
+        client = _client(ctx)
+        job = client.finish(generation, step, _options(option_pairs), key=key)
+        err.print(
+            f"Step {job['id']} ({job['kind']}) of generation {generation} queued: "
+            f"{job['credits']} credits held.",
+            highlight=False,
+        )
+        if not (wait or out):
+            click.echo(job["id"])
+            return
+        [job] = _follow(client, [job["id"]], timeout, fetch=lambda pk: client.get(job["url"]))
+        if job["state"] != "finished" or not job["new_version"]:
+            raise ApiError(0, f"Step {job['id']} ({job['kind']}) ended {_words(job)}")
+        version = client.generation(job["new_version"])
+        renders = [a for a in version["assets"] if a["role"] == "render"]
+        if out and renders:
+            for asset in renders:
+                click.echo(str(_download_render(client, version, asset, out)))
+            return
+        _finish(client, [version], out)
+    except ApiError as exc:
+        _fail(exc, missing=f"No generation {generation} that you may see.")
+
+
+def _download_render(client, generation, asset, directory):
+    folder = Path(directory).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    extension = {"jpeg": "jpg"}.get(asset["format"], asset["format"])
+    name = f"generation-{generation['id']}-render-{asset['id']}.{extension}"
+    return client.download(asset["url"], folder / name)

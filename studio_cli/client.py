@@ -8,8 +8,9 @@ import requests
 
 # A request may wait this long for the server; a GLB download streams, block by block.
 TIMEOUT = (5, 60)
-# Retries of a request that did not get an answer, or got a 429/502/503/504. A create is
-# retried with its Idempotency-Key, so a retry never makes a second generation.
+# Retries of a request that did not get an answer, or got a 429/502/503/504. Every create
+# (a generation, a concept job, a model of picks, a finishing step) is retried with its
+# Idempotency-Key, so a retry never makes a second one.
 RETRIES = 4
 
 
@@ -22,10 +23,12 @@ class ApiError(Exception):
         self.body = body or {}
 
     def __str__(self):
-        lines = [self.detail]
-        for field, messages in self.errors.items():
-            lines.extend(f"  {field}: {message}" for message in messages)
-        return "\n".join(lines)
+        """One line: the detail, or each refused field with its reason."""
+        if not self.errors:
+            return self.detail
+        return "; ".join(
+            f"{field}: {message}" for field, messages in self.errors.items() for message in messages
+        )
 
 
 class Client:
@@ -79,6 +82,19 @@ class Client:
 
     def cancel(self, pk):
         return self.post(f"/api/v1/generations/{pk}/cancel/")
+
+    def concept(self, body, key=None):
+        return self.post("/api/v1/concepts/", body, key=key or str(uuid.uuid4()))
+
+    def concept_job(self, pk):
+        return self.get(f"/api/v1/concepts/{pk}/")
+
+    def concept_model(self, pk, body, key=None):
+        return self.post(f"/api/v1/concepts/{pk}/model/", body, key=key or str(uuid.uuid4()))
+
+    def finish(self, pk, step, options, key=None):
+        path = f"/api/v1/generations/{pk}/finish/{step}/"
+        return self.post(path, options, key=key or str(uuid.uuid4()))
 
     def mine(self, limit=20):
         me = self.get("/api/v1/me/")
