@@ -7,12 +7,23 @@ from generations.image_models import IMAGE_MODELS
 
 from . import prices
 from .models import Budget, LedgerEntry
+from .spend import CONVERT
 
 MAX_RANGE_DAYS = 366 * 3
 
 
 def _provider_choices(blank):
     return [("", blank)] + [(key, spec.label) for key, spec in PROVIDERS.items()]
+
+
+def _spend_choices():
+    """The spend review's filter: a provider, an image model, or the conversions and
+    finishing steps (their entries' provider, Conversion._ledger)."""
+    return [
+        *_provider_choices("Every provider"),
+        ("Concept images", [(key, model.label) for key, model in IMAGE_MODELS.items()]),
+        ("Other", [(CONVERT, "Conversions and finishing steps")]),
+    ]
 
 
 def _users():
@@ -32,7 +43,7 @@ class SpendFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["user"].queryset = _users()
-        self.fields["provider"].choices = _provider_choices("Every provider")
+        self.fields["provider"].choices = _spend_choices()
 
     def clean(self):
         data = super().clean()

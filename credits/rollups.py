@@ -41,7 +41,13 @@ def group_rows(user_id, provider, edition):
 
 
 def edition_of(entry):
-    # `_ledger` passes the generation object, so this is read from memory there.
+    """The group's second key: a generation's edition; for an upstream conversion or
+    finishing step, what it was (its kind, "remesh", or a conversion's format, "fbx"), so
+    the spend review tells them apart under the one "convert" provider."""
+    # The `_ledger` methods pass the generation or conversion object: read from memory.
+    if entry.conversion_id is not None:
+        job = entry.conversion
+        return job.output_format if job.kind == "convert" else job.kind
     if entry.generation_id is None:
         return ""
     return entry.generation.edition or ""
@@ -79,10 +85,16 @@ GROUP BY day, kind{group}
 
 # What is rolled up: every ledger entry, one row each, with ``{day}`` its day (or month).
 SOURCE = """
-    SELECT {day} AS day, e.kind, e.user_id,
-           e.provider, COALESCE(g.edition, '') AS edition, e.amount
+    SELECT {day} AS day, e.kind, e.user_id, e.provider,
+           COALESCE(
+               CASE WHEN c.kind = 'convert' THEN c.output_format ELSE c.kind END,
+               g.edition,
+               ''
+           ) AS edition,
+           e.amount
     FROM generations_ledgerentry e
     LEFT JOIN generations_generation g ON g.id = e.generation_id
+    LEFT JOIN generations_conversion c ON c.id = e.conversion_id
 """
 
 DAY_SQL = {

@@ -6,6 +6,7 @@ are served by an index created in ``credits/migrations/0002``, and the finished
 generations are counted from ``generation_final_idx`` (index only).
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -14,15 +15,20 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from generations.catalogue import PROVIDERS
-from generations.models import Generation, State
+from generations.image_models import IMAGE_MODELS
+from generations.models import Conversion, Generation, State
 
 from .models import LedgerEntry, SpendRollup
 
 Scope = SpendRollup.Scope
 Grain = SpendRollup.Grain
 KINDS = [kind for kind, _ in LedgerEntry.Kind.choices]
-# The provider recorded on the convert tool's entries (generations.conversions).
+# The provider recorded on the entries of upstream conversions and finishing steps
+# (Conversion._ledger); the rollups' edition says which (rollups.edition_of).
 CONVERT = "convert"
+STEP_LABELS = dict(Conversion.Kind.choices)
+# A concept job's entries name it in their note (ConceptJob._ledger).
+CONCEPT_NOTE = re.compile(r"^concept job (\d+):")
 
 
 def day_bounds(start, end):
@@ -110,13 +116,27 @@ class Report:
     providers: list  # [(provider key, label, edition, Sums)] most spent first
     finished: int
     most_expensive: list  # charge entries with their generation and user
+    provider: str = ""  # the filter's, if any
+
+    @property
+    def provider_filter(self):
+        return item_label(self.provider) if self.provider else ""
+
+    @property
+    def provider_rows(self):
+        """[(what, edition or "", Sums)] for the page: an edition only where it is one."""
+        return [
+            (label, edition if key in PROVIDERS else "", sums)
+            for key, label, edition, sums in self.providers
+        ]
 
     @property
     def generations(self):
-        """Sums of generation entries only (not the convert tool's, not adjustments)."""
+        """Sums of generation entries only (not concept images, conversions, finishing
+        steps or adjustments)."""
         sums = Sums()
         for key, _label, _edition, group in self.providers:
-            if key not in ("", CONVERT):
+            if key in PROVIDERS:
                 for kind in KINDS:
                     sums.add(kind, group.amount[kind], group.entries[kind])
         return sums
@@ -200,11 +220,29 @@ def _pivot(rows, *group):
     ]
 
 
-def _provider_label(key):
-    spec = PROVIDERS.get(key)
+def item_label(provider, edition=""):
+    """What a ledger entry paid for, in words, from its provider and the rollups' edition
+    (``rollups.edition_of``): "Hunyuan 3D Pro", "Gemini 3 Pro (concept images)",
+    "Remesh", "Convert to FBX"."""
+    spec = PROVIDERS.get(provider)
     if spec:
         return spec.label
-    return {CONVERT: "Convert tool", "": "No provider (adjustments)"}.get(key, key)
+    model = IMAGE_MODELS.get(provider)
+    if model:
+        return f"{model.label} (concept images)"
+    if provider == CONVERT:
+        if edition in STEP_LABELS and edition != Conversion.Kind.CONVERT:
+            return STEP_LABELS[edition]
+        # Entries rolled up before the steps were told apart have no edition.
+        return f"Convert to {edition.upper()}" if edition else "Conversions and finishing steps"
+    return "No provider (adjustments)" if provider == "" else provider
+
+
+def _job_edition(kind, output_format):
+    """The rollups' edition of a conversion's entries (``rollups.edition_of``)."""
+    if kind is None:
+        return ""
+    return output_format if kind == Conversion.Kind.CONVERT else kind
 
 
 def report(start, end, user=None, provider="", top=10):
@@ -232,21 +270,32 @@ def report(start, end, user=None, provider="", top=10):
     # Only the columns the page shows: a generation row also holds its options and
     # the upstream's raw answers, which would be read and decoded for nothing.
     most_expensive = list(
-        charges.select_related("generation", "user")
+        charges.select_related("generation", "conversion", "user")
         .only(
             "amount",
             "created_at",
             "provider",
-            "conversion_id",
+            "note",
             "generation__provider",
             "generation__edition",
             "generation__state",
+            "conversion__kind",
+            "conversion__output_format",
+            "conversion__generation_id",
             "user__username",
         )
         .order_by("amount", "-created_at")[:top]
     )
     for entry in most_expensive:
         entry.cost = -entry.amount
+        job = entry.conversion
+        if job is not None:
+            entry.what = item_label(entry.provider, _job_edition(job.kind, job.output_format))
+        else:
+            edition = entry.generation.edition if entry.generation_id else ""
+            entry.what = f"{item_label(entry.provider)} {edition}".strip()
+        concept = CONCEPT_NOTE.match(entry.note) if entry.provider in IMAGE_MODELS else None
+        entry.concept_job_id = int(concept.group(1)) if concept else None
 
     finished = Generation.objects.filter(
         state=State.FINISHED, finished_at__gte=since, finished_at__lt=until
@@ -264,11 +313,12 @@ def report(start, end, user=None, provider="", top=10):
         days=days,
         people=sorted(people, key=lambda item: (-item[1].net, item[0] or "")),
         providers=sorted(
-            ((p, _provider_label(p), e, sums) for p, e, sums in providers),
+            ((p, item_label(p, e), e, sums) for p, e, sums in providers),
             key=lambda item: (-item[3].net, item[1], item[2]),
         ),
         finished=finished,
         most_expensive=most_expensive,
+        provider=provider,
     )
 
 
@@ -291,7 +341,15 @@ def ledger_rows(start, end, user=None, provider=""):
         "conversion_id",
         "amount",
         "note",
+        # For the last column, what was paid for in words (item_label).
+        "conversion__kind",
+        "conversion__output_format",
     )
+
+
+def csv_item(row):
+    """What a ``ledger_rows`` row paid for, in words: the export's last column."""
+    return item_label(row[4], _job_edition(row[10], row[11]))
 
 
 def chart_svg(days, width=960, height=220, pad=28):

@@ -69,6 +69,9 @@ CSV_HEADER = [
     "conversion",
     "amount",
     "note",
+    # What was paid for, in words: "Hunyuan 3D Pro", "Gemini 3 Pro (concept images)",
+    # "Remesh", "Convert to FBX" (spend.item_label). Last, so earlier columns keep their place.
+    "item",
 ]
 
 
@@ -89,12 +92,12 @@ def ledger_csv(request):
         yield writer.writerow(CSV_HEADER)
         # iterator(): rows stream from a server-side cursor, never all in memory.
         for row in rows.iterator(chunk_size=2000):
-            values = list(row)
+            values = list(row[:10])
             values[1] = values[1].isoformat()
             values[5] = values[5] or ""
             values[6] = values[6] or ""
             values[7] = values[7] or ""
-            yield writer.writerow(values)
+            yield writer.writerow([*values, spend.csv_item(row)])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="ledger-{start}-to-{end}.csv"'

@@ -125,7 +125,8 @@ def test_the_spend_page_sums_the_ledger_by_person_provider_and_day(
     assert providers == {
         ("Hunyuan 3D Pro", "3.1"): (1, 60),
         ("Hunyuan 3D Rapid", ""): (2, 55),
-        ("Convert tool", ""): (1, 10),
+        # A "convert" entry without its conversion: one from before steps were told apart.
+        ("Conversions and finishing steps", ""): (1, 10),
         ("No provider (adjustments)", ""): (0, 0),
     }
     assert dict((d, s.paid) for d, s in report.days)[today] == 125
@@ -221,13 +222,14 @@ def test_the_csv_export_lists_the_filtered_ledger(admin_client, member, second_m
         "conversion",
         "amount",
         "note",
+        "item",
     ]
-    assert [(r[2], r[3], r[4], r[5], r[6], r[8], r[9]) for r in rows[1:]] == [
-        ("hold", "member", "hunyuan_pro", "3.0", str(generation.pk), "-60", ""),
-        ("release", "member", "hunyuan_pro", "3.0", str(generation.pk), "60", ""),
-        ("charge", "member", "hunyuan_pro", "3.0", str(generation.pk), "-60", ""),
-        ("refund", "member", "hunyuan_pro", "3.0", str(generation.pk), "60", ""),
-        ("adjustment", "member", "", "", "", "-3", 'a "quoted" note'),
+    assert [(r[2], r[3], r[4], r[5], r[6], r[8], r[9], r[10]) for r in rows[1:]] == [
+        ("hold", "member", "hunyuan_pro", "3.0", str(generation.pk), "-60", "", "Hunyuan 3D Pro"),
+        ("release", "member", "hunyuan_pro", "3.0", str(generation.pk), "60", "", "Hunyuan 3D Pro"),
+        ("charge", "member", "hunyuan_pro", "3.0", str(generation.pk), "-60", "", "Hunyuan 3D Pro"),
+        ("refund", "member", "hunyuan_pro", "3.0", str(generation.pk), "60", "", "Hunyuan 3D Pro"),
+        ("adjustment", "member", "", "", "", "-3", 'a "quoted" note', "No provider (adjustments)"),
     ]
 
 
