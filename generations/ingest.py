@@ -39,6 +39,7 @@ from django.core.files.storage import default_storage
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+HEAD = 64  # first bytes kept to tell the format (a WebM names its DocType within them)
 MAX_REDIRECTS = 3
 DEFAULT_PORTS = {"http": 80, "https": 443}
 ZIP_MAX_MEMBERS = 200
@@ -132,6 +133,10 @@ def sniff(head: bytes) -> str:
         return "webp"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"  # a rendered turntable (finishing.py)
+    if head[4:8] == b"ftyp":
+        return "mp4" if _mp4_brands(head) & MP4_BRANDS else "unknown"  # a rendered turntable
+    if head[:4] == EBML_MAGIC:
+        return "webm" if _ebml_doctype(head) == "webm" else "unknown"  # a rendered turntable
     if head[:1] == b"#" or head[:2] in (b"v ", b"o ", b"g ") or head[:6] == b"mtllib":
         return "obj"  # text: Tencent's smart topology answers a bare OBJ (finishing.py)
     return "unknown"
@@ -146,8 +151,155 @@ EXTENSION_FORMATS = {
     ".jpeg": "jpeg",
     ".webp": "webp",
     ".gif": "gif",
+    ".mp4": "mp4",
+    ".webm": "webm",
     ".obj": "obj",
 }
+
+# --- videos: a rendered turntable (the render tool answers MP4, WebM or GIF) -------------------
+
+# ISO base media brands of an MP4 video a browser plays (ISO 14496-12/14, Apple's M4V, DASH):
+# an ``ftyp`` of another brand (HEIC or AVIF pictures, QuickTime, 3GPP) is not one.
+MP4_BRANDS = {
+    b"isom",
+    b"iso2",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"avc1",
+    b"dash",
+    b"M4V ",
+}
+MP4_MAX_BOXES = 65_536  # top-level boxes walked at most: a real video has a handful
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+EBML_DOCTYPE = 0x4282
+MATROSKA_SEGMENT = 0x18538067
+EBML_HEADER_MAX = 4096
+
+
+def _mp4_brands(head):
+    """The major and compatible brands of an ``ftyp`` box at the start of ``head``."""
+    size = int.from_bytes(head[:4], "big")
+    end = min(len(head), size) if size >= 16 else 0
+    brands = {head[8:12]} if end else set()
+    brands.update(head[i : i + 4] for i in range(16, end - 3, 4))
+    return brands
+
+
+def _vint(data, at, keep_marker=False):
+    """An EBML variable-length integer at ``at``: (value, its length); None if cut off.
+    An all-ones size (unknown length) is -1."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    length = 9 - data[at].bit_length()
+    if at + length > len(data):
+        return None
+    value = int.from_bytes(data[at : at + length], "big")
+    if keep_marker:
+        return value, length
+    value &= (1 << (7 * length)) - 1
+    return (-1 if value == (1 << (7 * length)) - 1 else value), length
+
+
+def _ebml_elements(data, at, end):
+    """(id, data start, data size) of the EBML elements in data[at:end], while readable."""
+    while at < end:
+        element = _vint(data, at, keep_marker=True)
+        size = element and _vint(data, at + element[1])
+        if not size or size[0] < 0:
+            return
+        start = at + element[1] + size[1]
+        yield element[0], start, size[0]
+        at = start + size[0]
+
+
+def _ebml_doctype(head):
+    """The DocType an EBML header names ("webm", "matroska"), or "" if it names none."""
+    size = _vint(head, 4)
+    if size is None:
+        return ""
+    start = 4 + size[1]
+    for element, at, length in _ebml_elements(head, start, min(len(head), start + size[0])):
+        if element == EBML_DOCTYPE and at + length <= len(head):
+            return head[at : at + length].rstrip(b"\0").decode("ascii", "replace")
+    return ""
+
+
+def _looks_like(head):
+    """What a file that is no format we take seems to be, for the refusal's words."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12].decode("ascii", "replace").strip()
+        return f"an ISO media file of brand '{brand}', not an MP4 video"
+    if head[:4] == EBML_MAGIC:
+        doctype = _ebml_doctype(head) or "none we can read"
+        return f"a Matroska file of DocType '{doctype}', not WebM"
+    return "unknown"
+
+
+def check_video(path: Path, fmt: str) -> None:
+    """An MP4 must be whole ISO boxes with a movie and its media; a WebM an EBML header
+    naming webm, then one Segment that ends where the file does. Raises AssetRefused."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if fmt == "mp4":
+            _check_mp4(fh, size)
+        else:
+            _check_webm(fh, size)
+
+
+def _check_mp4(fh, size):
+    seen, at = set(), 0
+    for _ in range(MP4_MAX_BOXES):
+        if at == size:
+            break
+        header = fh.read(8)
+        if len(header) < 8:
+            raise AssetRefused(f"The MP4 is truncated (a box header is cut off at byte {at})")
+        length, kind = int.from_bytes(header[:4], "big"), header[4:]
+        if not all(32 <= c < 127 for c in kind):
+            raise AssetRefused(f"The MP4 has a damaged box at byte {at}")
+        name = kind.decode("ascii")
+        if length == 1:  # a 64-bit size follows
+            large = fh.read(8)
+            length = int.from_bytes(large, "big") if len(large) == 8 else 0
+            if length < 16:
+                raise AssetRefused(f"The MP4's '{name}' box at byte {at} has a damaged size")
+        elif length == 0:  # to the end of the file
+            length = size - at
+        elif length < 8:
+            raise AssetRefused(f"The MP4's '{name}' box at byte {at} has a damaged size")
+        if at + length > size:
+            raise AssetRefused(f"The MP4 is truncated: its '{name}' box runs past the file's end")
+        seen.add(name)
+        at += length
+        fh.seek(at)
+    else:
+        raise AssetRefused(f"The MP4 has over {MP4_MAX_BOXES:,} top-level boxes")
+    if "moov" not in seen:
+        raise AssetRefused("The MP4 has no 'moov' box: no movie to play")
+    if not {"mdat", "moof"} & seen:
+        raise AssetRefused("The MP4 has no media data ('mdat')")
+
+
+def _check_webm(fh, size):
+    data = fh.read(EBML_HEADER_MAX + 16)
+    header = _vint(data, 4)
+    if header is None or header[0] < 0 or 4 + header[1] + header[0] > EBML_HEADER_MAX:
+        raise AssetRefused("The WebM's EBML header is damaged")
+    doctype = _ebml_doctype(data)
+    if doctype != "webm":
+        raise AssetRefused(f"The file's DocType is '{doctype or 'missing'}', not webm")
+    at = 4 + header[1] + header[0]
+    segment = _vint(data, at, keep_marker=True)
+    length = segment and _vint(data, at + segment[1])
+    if not length or segment[0] != MATROSKA_SEGMENT:
+        raise AssetRefused("The WebM has no Segment after its header: no video to play")
+    end = at + segment[1] + length[1] + length[0]
+    if length[0] >= 0 and end != size:
+        state = "truncated" if end > size else "padded"
+        raise AssetRefused(f"The WebM is {state} ({size} bytes, its Segment says {end})")
 
 
 def url_extension(url: str) -> str:
@@ -244,8 +396,8 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
                     size += len(chunk)
                     if size > max_bytes:
                         raise AssetRefused(f"The result file exceeds the {max_bytes:,}-byte cap")
-                    if len(head) < 32:
-                        head = (head + chunk)[:32]
+                    if len(head) < HEAD:
+                        head = (head + chunk)[:HEAD]
                     digest.update(chunk)
                     out.write(chunk)
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -262,16 +414,19 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
     expected = EXTENSION_FORMATS.get(url_extension(url))
     if fmt == "unknown" or (expected and expected != fmt):
         os.unlink(tmp)
+        looks = _looks_like(head) if fmt == "unknown" else fmt
         raise AssetRefused(
             f"The result file is not what it claims to be (named {url_extension(url) or 'no extension'}, "
-            f"bytes look like {fmt})"
+            f"bytes look like {looks})"
         )
-    if fmt == "glb":
-        try:
+    try:
+        if fmt == "glb":
             check_glb(Path(tmp))
-        except AssetRefused:
-            os.unlink(tmp)
-            raise
+        elif fmt in ("mp4", "webm"):
+            check_video(Path(tmp), fmt)
+    except AssetRefused:
+        os.unlink(tmp)
+        raise
     name = PurePosixPath(urlsplit(url).path).name[:150] or f"result.{fmt}"
     return Downloaded(Path(tmp), fmt, size, digest.hexdigest(), name)
 

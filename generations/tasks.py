@@ -870,7 +870,7 @@ def _finish_step(job, status, now, retry_at):
     for index, downloaded in enumerate(downloads):
         if downloaded.format == "glb" and not have_model:
             role, have_model = Asset.Role.MODEL, True
-        elif downloaded.format in {"png", "jpeg", "webp", "gif"}:
+        elif downloaded.format in {"png", "jpeg", "webp", "gif", "mp4", "webm"}:
             role = Asset.Role.RENDER
         else:
             role = Asset.Role.ORIGINAL

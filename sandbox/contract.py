@@ -827,7 +827,6 @@ RENDER_ANGLES = {
 for _steps in (4, 8, 12):
     RENDER_ANGLES[f"turntable_{_steps}"] = [(i * 360 / _steps, 20) for i in range(_steps)]
 RENDER_MAX_SIDE = 1024  # Reading: larger renders are drawn at this size (software renderer)
-VIDEO_FRAMES = 12  # a 256 px software render each: a light turntable
 
 
 def validate_render(body, quirks):
@@ -851,12 +850,9 @@ def validate_render(body, quirks):
             for y, p in views
         ]
     else:
-        # Turntable "video": an animated GIF (a video format the upstream lists), typed
-        # VIDEO: no MP4 encoder is available without a new dependency.
-        yaw, pitch = views[0]
-        frames = max(len(views), VIDEO_FRAMES)
-        params = {"yaw": yaw, "pitch": pitch, "frames": frames}
-        job.results = [ResultFile("render_turntable", "gif", "VIDEO", role="video", params=params)]
+        # One MP4 typed VIDEO per video (the contract's reading): a small real one made once
+        # (sandbox/video.py), the same for every model.
+        job.results = [ResultFile("render_turntable", "mp4", "VIDEO", role="video")]
     return job
 
 

@@ -1,5 +1,5 @@
 """Pictures for the sandbox: generated and edited images, cut-outs, enhanced photos,
-renders and the turntable animation. Deterministic: the same inputs and seed give
+renders (the turntable video is sandbox/video.py). Deterministic: the same inputs and seed give
 byte-identical files.
 
 Generated pictures are a gradient sky, a ground and a few shapes whose colours and
@@ -149,13 +149,3 @@ def styled(data, seed):
     rng = _rng("styled", seed)
     tint = Image.new("RGB", img.size, tuple(rng.randrange(150, 256) for _ in range(3)))
     return Image.blend(out, tint, 0.12)
-
-
-def animation(frames, duration_ms=125):
-    """An animated GIF looping forever: the sandbox's turntable "video" (see assets)."""
-    first, *rest = [f.convert("RGB").quantize(colors=128, dither=Image.Dither.NONE) for f in frames]
-    out = io.BytesIO()
-    first.save(
-        out, "GIF", save_all=True, append_images=rest, duration=duration_ms, loop=0, disposal=2
-    )
-    return out.getvalue()

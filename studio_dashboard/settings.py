@@ -260,6 +260,9 @@ SECURE_CSP = {
     # and the browser test says so).
     "style-src": [CSP.SELF, "'sha256-PXtZZkJMMyc18o/DN1ZEFOJ2qEGq95IQbVaJFMOXOb0='"],
     "img-src": [CSP.SELF, "data:", "blob:"],
+    # Rendered turntable videos (MP4, WebM) play from the authorised file view, on this
+    # origin (files are streamed through it, never from the bucket's own URLs).
+    "media-src": [CSP.SELF],
     "connect-src": [CSP.SELF, "data:", "blob:"],
     "worker-src": [CSP.SELF, "blob:"],
     "object-src": [CSP.NONE],

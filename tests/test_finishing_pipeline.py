@@ -152,12 +152,13 @@ def test_a_still_render_shows_as_an_image_beside_the_source_model(sandbox_server
     assert ledger(job) == [("hold", -5), ("release", 5), ("charge", -5)]
 
 
-def test_a_turntable_animation_is_stored_as_a_gif(sandbox_server, source):
+def test_a_turntable_video_is_stored_as_an_mp4_render(sandbox_server, source):
     job = run(ask(source, "render", {"output": "video", "angle": "turntable_4"}))
     assert job.state == State.FINISHED, job.failure_reason
-    (gif,) = job.result.assets.filter(role=Asset.Role.RENDER)
-    with gif.file.open("rb") as fh:
-        assert fh.read(6) == b"GIF89a"
+    (video,) = job.result.assets.filter(role=Asset.Role.RENDER)
+    assert video.format == "mp4"
+    with video.file.open("rb") as fh:
+        assert fh.read(8)[4:] == b"ftyp"
     assert ledger(job)[-1] == ("charge", -20)
 
 

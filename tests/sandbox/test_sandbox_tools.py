@@ -394,14 +394,23 @@ def test_a_turntable_is_one_png_per_step_at_the_video_price(shared, glb):
     assert all(picture(f).mode == "RGB" for f in frames)
 
 
-def test_a_video_is_an_animated_gif_typed_video(shared, glb):
+def test_a_video_is_one_small_real_mp4_typed_video(shared, glb):
     body = {"model_url": glb[0], "output_type": "video", "resolution": 128}
     task_id, [result] = finished(shared, shared.post("/v1/tools/render/", body))
     assert charged(shared, task_id) == 20
-    assert (result["asset_type"], extension(result["asset"])) == ("VIDEO", "gif")
-    img = picture(shared.download(result["asset"]).content)
-    assert img.format == "GIF"
-    assert img.n_frames == 12
+    assert (result["asset_type"], extension(result["asset"])) == ("VIDEO", "mp4")
+    answer = shared.download(result["asset"])
+    assert answer.headers["Content-Type"] == "video/mp4"
+    data = answer.content
+    assert data[4:12] == b"ftypisom" and len(data) < 64 * 1024
+    # Its top-level boxes cover the file exactly, the movie header before the frames.
+    boxes, at = [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        boxes.append(data[at + 4 : at + 8])
+        at += size
+    assert at == len(data)
+    assert boxes.index(b"moov") < boxes.index(b"mdat")
 
 
 def test_repair_json_and_multipart(shared, glb):
