@@ -155,7 +155,7 @@ def _create(request, token):
             references=form.reference_images,
         )
     except BudgetExceeded as exc:
-        return budget_refused(request, form.model.key, exc)
+        return budget_refused(request, form.model.key, exc, what="This concept job")
     if job is None:  # cannot happen: the token names the user
         raise Http404("This key was used by someone else.")
     return _job_response(request, _get_job(request, job.pk), status.HTTP_201_CREATED)

@@ -299,6 +299,8 @@ def make_model_form(request, token, job_images):
                 field = f"views.{field[5:]}"
             elif field in ("__all__", "target"):
                 field = "image" if mode == Mode.IMAGE else "views"
-            errors.setdefault(field, []).extend(messages)
+            # A pick that is not one of the job's images is also "no image" to the form's
+            # clean(): its own reason, first, is the one to give.
+            errors.setdefault(field, [messages[0]])
         raise Invalid(errors)
     return form

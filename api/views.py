@@ -283,8 +283,9 @@ def _queue(request, token, source):
     return generation_detail(request, generation, status.HTTP_201_CREATED)
 
 
-def budget_refused(request, provider, exc):
-    """402 naming the budget that is short (the first one the estimate does not fit)."""
+def budget_refused(request, provider, exc, what=None):
+    """402 naming the budget that is short (the first one the estimate does not fit);
+    ``what`` names the job in the message when it is not a generation."""
     short = sorted(budgets.usage(request.user, provider), key=lambda row: row.left)
     budget = None
     if short:
@@ -295,7 +296,8 @@ def budget_refused(request, provider, exc):
             "limit": row.budget.monthly_limit,
             "left": row.left,
         }
-    body = {"detail": exc.message, "code": "budget_exceeded", "budget": budget}
+    message = exc.message.replace("This generation", what) if what else exc.message
+    body = {"detail": message, "code": "budget_exceeded", "budget": budget}
     return Response(body, status=status.HTTP_402_PAYMENT_REQUIRED)
 
 

@@ -38,6 +38,24 @@ def main(ctx, url, token):
     ctx.obj = {"client": lambda: Client(url, token)}
 
 
+def following(what):
+    """--wait, --out (to download ``what``) and --timeout, for a command that queues one job."""
+
+    def decorate(command):
+        for option in (
+            click.option("--timeout", type=float, default=3600, show_default=True,
+                         help="Seconds to wait."),
+            click.option("--out", "-d", type=click.Path(file_okay=False),
+                         help=f"Download {what} here."),
+            click.option("--wait", "-w", is_flag=True,
+                         help="Follow it with a progress bar until it ends."),
+        ):  # fmt: skip
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def _options(pairs):
     options = {}
     for pair in pairs:
@@ -101,9 +119,7 @@ def _fail(exc, missing=None):
 @click.option("--option", "-o", "option_pairs", multiple=True, help="NAME=VALUE, repeatable")
 @click.option("--image", "-i", "image_paths", multiple=True, help="PATH, or SLOT=PATH for views")
 @click.option("--key", help="Idempotency-Key: the same key never makes a second generation")
-@click.option("--wait", "-w", is_flag=True, help="Follow it with a progress bar until it ends.")
-@click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the GLB here.")
-@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@following("the GLB")
 @click.pass_context
 def generate(
     ctx, prompt, provider, mode, edition, option_pairs, image_paths, key, wait, out, timeout
@@ -447,9 +463,7 @@ def cancel(ctx, ids):
 @click.option("--image", "-i", "image_paths", multiple=True, help="An image to edit (up to 4)")
 @click.option("--edit-of", type=int, help="A concept image id to edit again")
 @click.option("--key", help="Idempotency-Key: the same key never makes a second job")
-@click.option("--wait", "-w", is_flag=True, help="Follow it with a progress bar until it ends.")
-@click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the images here.")
-@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@following("the images")
 @click.pass_context
 def concept(
     ctx, prompt, image_model, count, option_pairs, image_paths, edit_of, key, wait, out, timeout
@@ -536,9 +550,7 @@ def _picks(values, mode):
 @click.option("--edition", "-e", help="e.g. 3.1 for Hunyuan 3D Pro")
 @click.option("--mode", type=click.Choice(["image", "multiview"]), help="Default: by the picks")
 @click.option("--key", help="Idempotency-Key: the same key never makes a second generation")
-@click.option("--wait", "-w", is_flag=True, help="Follow it with a progress bar until it ends.")
-@click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the GLB here.")
-@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@following("the GLB")
 @click.pass_context
 def concept_model(ctx, job, picks, provider, edition, mode, key, wait, out, timeout):
     """Make a 3D model of picked concept images of JOB (image-to-3D or multi-view)."""
@@ -576,9 +588,7 @@ def concept_model(ctx, job, picks, provider, edition, mode, key, wait, out, time
 @click.argument("step")
 @click.option("--option", "-o", "option_pairs", multiple=True, help="NAME=VALUE, repeatable")
 @click.option("--key", help="Idempotency-Key: the same key never asks twice")
-@click.option("--wait", "-w", is_flag=True, help="Follow it with a progress bar until it ends.")
-@click.option("--out", "-d", type=click.Path(file_okay=False), help="Download the result here.")
-@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@following("the result")
 @click.pass_context
 def finish(ctx, generation, step, option_pairs, key, wait, out, timeout):
     """Finish a model: STEP is remesh, texture, repair, optimize or render.

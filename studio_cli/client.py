@@ -39,7 +39,7 @@ class Client:
             raise ApiError(0, "Set STUDIO_TOKEN to a personal token from your account page.")
         self.url = url.rstrip("/")
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.headers["Authorization"] = f"Bearer {token.strip()}"
         self.session.headers["User-Agent"] = "studio-cli/1"
         self.sleep = sleep
 

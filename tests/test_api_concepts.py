@@ -154,6 +154,7 @@ def test_over_the_budget_is_refused_like_a_generation(api, member, rung):
     assert response.status_code == 402
     answer = response.json()
     assert answer["code"] == "budget_exceeded"
+    assert answer["detail"].startswith("This concept job costs 100 credits")
     assert (answer["budget"]["limit"], answer["budget"]["left"]) == (60, 60)
     assert not ConceptJob.objects.exists() and not LedgerEntry.objects.exists()
 
@@ -313,7 +314,10 @@ def test_an_image_of_another_job_cannot_be_picked(api, member, rung):
     job, other = finished_job(member), finished_job(member)
     body = {"provider": "trellis2", "image": other.images.first().pk}
     response = post_json(api, f"{CONCEPTS}{job.pk}/model/", body)
-    assert response.status_code == 400 and list(response.json()["errors"]) == ["image"]
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "image": [f"Select a valid choice. {body['image']} is not one of the available choices."]
+    }
 
 
 def test_a_job_not_finished_has_nothing_to_pick(api, member):
