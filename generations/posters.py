@@ -25,6 +25,7 @@ import io
 import logging
 import math
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -478,14 +479,70 @@ def make_poster(generation, *, seconds=SECONDS):
         # The upstream's render tool drew one better than we can: it is the picture.
         return _keep(generation, still.file.name, still.format, still.bytes, still.sha256)
     model = generation.glb_asset
+    # Counted before drawing: a model that kills the worker counts too (its task is not
+    # delivered again, and the sweep stops queueing it after MAX_ATTEMPTS).
+    _note(model, ATTEMPTS, int(model.facts.get(ATTEMPTS) or 0) + 1)
     try:
         with storage.local_copy(model.file, ingest.incoming_dir(), ".glb") as path:
             png = render_png(path, seconds=seconds)
     except PosterUnavailable as exc:
         log.warning("generation %s: no poster: %s", generation.pk, exc)
+        _note(model, FAILED, str(exc)[:300])  # for good: the sweep does not queue it again
         return None
     picture = ContentFile(png, name=f"{uuid.uuid4().hex}.png")
     return _keep(generation, picture, "png", len(png), hashlib.sha256(png).hexdigest())
+
+
+def _note(model, key, value):
+    """Record a poster attempt's outcome in the model's facts (only that key changes)."""
+    from .models import Asset
+
+    model.facts = {**(model.facts or {}), key: value}
+    Asset.objects.filter(pk=model.pk).update(facts=model.facts)
+
+
+# --- posters the broker lost ------------------------------------------------------------------
+
+# The poster task is queued once, after ingest (or a finishing step), and acknowledged on
+# receipt: a message the broker lost, or a worker that died, leaves the model without a
+# picture. The sweep (tasks.sweep_posters, on the beat) queues those again, except models
+# that could not be drawn: recorded in the drawn asset's facts, so they are not retried on
+# every sweep (``manage.py backfill_posters`` still draws whatever a person asks it to).
+FAILED = "poster_failed"  # the reason the model could not be drawn (PosterUnavailable)
+ATTEMPTS = "poster_attempts"  # drawings started: one that killed its worker never ended
+MAX_ATTEMPTS = 3
+SWEEP_AFTER = timedelta(minutes=5)  # a poster task still on its way is not lost yet
+SWEEP_LOOKBACK = timedelta(days=7)  # older ones are backfill_posters' (bounds the scan)
+SWEEP_LIMIT = 20  # posters queued per sweep at most: each may take a worker SECONDS
+
+
+def lost(now, limit=SWEEP_LIMIT):
+    """Ids of the generations whose poster is lost, newest first: finished between
+    SWEEP_LOOKBACK and SWEEP_AFTER ago, with a model, without a picture, and whose model
+    neither failed to be drawn nor used up its attempts."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from .models import Asset, Generation, State
+
+    models = Asset.objects.filter(
+        generation=OuterRef("pk"), role__in=[Asset.Role.MODEL, Asset.Role.PREVIEW]
+    )
+    given_up = models.filter(
+        Q(facts__has_key=FAILED) | Q(**{f"facts__{ATTEMPTS}__gte": MAX_ATTEMPTS})
+    )
+    pictured = Asset.objects.filter(generation=OuterRef("pk"), role=Asset.Role.THUMBNAIL)
+    return list(
+        Generation.objects.filter(
+            state=State.FINISHED,
+            finished_at__lt=now - SWEEP_AFTER,
+            finished_at__gte=now - SWEEP_LOOKBACK,
+        )
+        .filter(Exists(models))
+        .exclude(Exists(pictured))
+        .exclude(Exists(given_up))
+        .order_by("-finished_at", "-pk")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def _keep(generation, file, fmt, size, sha256):

@@ -379,12 +379,22 @@ def render_poster(generation_id):
 
     Acknowledged on receipt, unlike the pipeline's tasks: a model that kills the worker
     is not delivered again, and a lost poster is only a missing picture, which
-    ``manage.py backfill_posters`` draws later."""
+    ``sweep_posters`` queues again a few minutes later."""
     from . import posters
 
     generation = Generation.objects.filter(pk=generation_id).prefetch_related("assets").first()
     if generation is not None:
         posters.make_poster(generation)
+
+
+@shared_task(ignore_result=True, soft_time_limit=20, time_limit=30)
+def sweep_posters():
+    """Queue again the posters the broker lost (posters.lost: bounded, and never a model
+    that could not be drawn). A poster queued twice is drawn once (posters._keep)."""
+    from . import posters
+
+    for generation_id in posters.lost(timezone.now()):
+        render_poster.delay(generation_id)
 
 
 def _sha256(path):

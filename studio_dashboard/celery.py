@@ -30,6 +30,14 @@ def _beat_schedule():
             "schedule": settings.SWEEP_INTERVAL,
             "options": {"expires": settings.SWEEP_INTERVAL * 2},
         },
+        # Posters the broker lost (generations/posters.py: finished over five minutes
+        # ago, no picture, not a model that could not be drawn), at most 20 a run, every
+        # five minutes: a missing picture waits minutes, and a run over none is one query.
+        "sweep lost posters": {
+            "task": "generations.tasks.sweep_posters",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
+        },
         # The wallet (balance for reconciliation, the key's rate limit) every
         # ten minutes; the task itself only calls when the budget has room.
         "refresh wallet": {

@@ -1,8 +1,10 @@
 """Draw posters for finished generations that have no picture (generations/posters.py).
 
-Run once after upgrading, and whenever a poster task was lost (its task is acknowledged
-on receipt, so a worker that died on it does not retry). Idempotent: a generation that
-has a thumbnail, an upstream one, a captured one or ours, is skipped.
+Run once after upgrading. A poster task lost in the last week is queued again by the beat
+on its own (tasks.sweep_posters), except for models that could not be drawn; this command
+tries every generation without a picture, those included (after a fix to the drawing).
+Idempotent: a generation that has a thumbnail, an upstream one, a captured one or ours,
+is skipped.
 """
 
 import time
