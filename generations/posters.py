@@ -15,8 +15,11 @@ faces, every k-th face is kept and drawn grown to cover its dropped neighbours
 only the vertices those faces use are then read, streamed in slices too. Faces
 are rasterised, and pixels shaded, in bounded slices, and a deadline is checked
 between them: a model that cannot be drawn in time gets no poster
-(``PosterUnavailable``), never a broken one. Nor does a GLB whose geometry is
-Draco- or meshopt-compressed (decoding it would need a new dependency). A PNG or
+(``PosterUnavailable``), never a broken one. Draco-compressed geometry (the optimize
+step's output, ``KHR_draco_mesh_compression``) is decoded with DracoPy, Google's Draco
+decoder, one primitive whole at a time (at most ``DRACO_MAX_POINTS`` vertices); without
+DracoPy, or for meshopt-compressed geometry (``EXT_meshopt_compression``: no maintained
+Python decoder exists), the model gets no poster and the page shows none. A PNG or
 WebP base-colour texture over ``TEXTURE_MAX_PIXELS`` is not decoded (whole, it would
 break the memory budget; JPEG decodes reduced): its material's base colour stands in.
 """
@@ -50,8 +53,14 @@ LIGHT = np.array([-0.45, 0.75, 0.55])  # from the upper left, in view space
 AMBIENT, DIFFUSE = 0.38, 0.72
 
 
-# Compressed geometry we do not decode: its accessors have no bytes of their own to read.
-UNDECODED = {"KHR_draco_mesh_compression", "EXT_meshopt_compression"}
+# Compressed geometry: its accessors have no bytes of their own to read. Draco is decoded
+# (DracoPy); meshopt is not (no maintained Python decoder).
+DRACO = "KHR_draco_mesh_compression"
+UNDECODED = {"EXT_meshopt_compression"}
+# A Draco primitive is decoded whole: above this many vertices (about 100 MB decoded with its
+# faces, normals and UVs) it is not, and the model gets no poster.
+DRACO_MAX_POINTS = 2_000_000
+DRACO_MAX_BYTES = 32 * 1024 * 1024  # and above this many compressed bytes
 
 
 class PosterUnavailable(Exception):
@@ -71,10 +80,15 @@ def render(path, *, size=SIZE, face_budget=FACE_BUDGET, seconds=SECONDS) -> Imag
     try:
         with open(Path(path), "rb") as fh:
             glb = _Glb(fh, Path(path).stat().st_size)
-            compressed = UNDECODED & set(glb.json.get("extensionsRequired") or [])
+            required = set(glb.json.get("extensionsRequired") or [])
+            compressed = UNDECODED & required
             if compressed:
-                # Decoding these would need a new dependency; the page's viewer can.
+                # No maintained Python decoder: the page's viewer decodes it, we cannot.
                 raise PosterUnavailable(f"its geometry is compressed ({', '.join(compressed)})")
+            if DRACO in required and _draco() is None:
+                raise PosterUnavailable(
+                    f"its geometry is compressed ({DRACO}) and DracoPy is missing"
+                )
             parts = _read_parts(glb, face_budget, deadline)
     except (GlbError, OSError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise PosterUnavailable(f"the GLB could not be read: {exc}") from None
@@ -123,15 +137,77 @@ def _read_parts(glb, face_budget, deadline):
     parts = []
     for prim, matrix, position, count in primitives:
         _check(deadline)
-        faces = _read_faces(glb, prim, position, count, step)
+        draco = (prim.get("extensions") or {}).get(DRACO)
+        if draco is not None:
+            faces, rows = _draco_geometry(glb, draco, position, step)
+        else:
+            faces, rows = _read_faces(glb, prim, position, count, step), None
         used, faces = np.unique(faces, return_inverse=True)
         faces = faces.reshape(-1, 3).astype(np.int32)
-        points = _gather(glb, position, used, 3)
+
+        def attribute(name, components, prim=prim, used=used, rows=rows):
+            """The ``used`` rows of one of the primitive's attributes, as float32."""
+            accessor = glb.accessor(prim["attributes"][name])
+            if rows is None:
+                return _gather(glb, accessor, used, components)
+            values = rows(name)
+            if values.ndim != 2 or values.shape[1] < min(components, 3):
+                raise GlbError(f"the Draco data's {name} has the wrong shape")
+            return _denormalise(values[used, :components].astype(np.float32), accessor)
+
+        points = attribute("POSITION", 3)
         points = points @ matrix[:3, :3].T.astype(np.float32) + matrix[:3, 3].astype(np.float32)
-        colour, texture, uv = _look(glb, prim, used, textures)
-        tint = _vertex_colours(glb, prim, used)
+        colour, texture, uv = _look(glb, prim, attribute, textures)
+        tint = _vertex_colours(glb, prim, attribute)
         parts.append(_Part(points, faces, uv, colour, texture, step, tint))
     return parts
+
+
+def _draco():
+    """The DracoPy module, or None where it is not installed."""
+    try:
+        import DracoPy
+    except ImportError:
+        return None
+    return DracoPy
+
+
+def _draco_geometry(glb, draco, position, step):
+    """(every ``step``-th triangle, the attribute reader) of a Draco-compressed primitive:
+    its buffer view decoded whole by DracoPy, attributes found by the ids it names."""
+    if position["count"] > DRACO_MAX_POINTS:
+        raise PosterUnavailable(
+            f"its Draco-compressed geometry has {position['count']:,} vertices, over the "
+            f"{DRACO_MAX_POINTS:,} decoded at once"
+        )
+    start, length = glb._buffer_range(draco["bufferView"])
+    if start is None:
+        raise GlbError("the Draco data is outside the GLB")
+    if length > DRACO_MAX_BYTES:  # the declared count may lie; the decoded size follows this
+        raise PosterUnavailable(
+            f"its Draco-compressed geometry is {length:,} bytes, over the {DRACO_MAX_BYTES:,} "
+            "decoded at once"
+        )
+    glb.fh.seek(start)
+    try:
+        mesh = _draco().decode(glb.fh.read(length))
+    except Exception as exc:  # noqa: BLE001 - DracoPy raises its own and ValueErrors
+        raise GlbError(f"the Draco data could not be decoded ({type(exc).__name__})") from None
+    ids = draco.get("attributes") or {}
+    faces = np.asarray(getattr(mesh, "faces", None))  # a point cloud has none
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise GlbError("the Draco data holds no triangles")
+    faces = faces[::step].astype(np.uint32)
+
+    def rows(name):
+        found = mesh.get_attribute_by_unique_id(ids[name]) if name in ids else None
+        if not found or found.get("data") is None:
+            raise GlbError(f"the Draco data has no {name} (attribute {ids.get(name)!r})")
+        return np.asarray(found["data"])
+
+    if faces.size and faces.max() >= len(rows("POSITION")):
+        raise GlbError("the Draco data has an index past its vertices")
+    return faces, rows
 
 
 def _read_faces(glb, prim, position, count, step):
@@ -179,7 +255,7 @@ def _gather(glb, accessor, wanted, components):
     return out
 
 
-def _look(glb, prim, used, textures):
+def _look(glb, prim, attribute, textures):
     """(linear RGB base colour, texture as sRGB uint8 or None, UVs or None)."""
     colour = np.ones(3, np.float32)
     texture = uv = None
@@ -199,12 +275,12 @@ def _look(glb, prim, used, textures):
                 textures[key] = _texture(glb, key)
             texture = textures[key]
             if texture is not None:
-                uv = _gather(glb, glb.accessor(prim["attributes"][coord]), used, 2)
+                uv = attribute(coord, 2)
     return colour, texture, uv
 
 
-def _vertex_colours(glb, prim, used):
-    """COLOR_0 of the ``used`` vertices as linear RGB (float16: half the memory), or None."""
+def _vertex_colours(glb, prim, attribute):
+    """COLOR_0 of the drawn vertices as linear RGB (float16: half the memory), or None."""
     index = prim.get("attributes", {}).get("COLOR_0")
     if index is None:
         return None
@@ -214,7 +290,7 @@ def _vertex_colours(glb, prim, used):
         return None
     if not accessor.get("normalized") and accessor.get("componentType") != 5126:
         return None  # neither floats nor normalised: not valid glTF colours; the material's
-    colours = _gather(glb, accessor, used, components)[:, :3]
+    colours = attribute("COLOR_0", components)[:, :3]
     return np.clip(colours, 0, 1).astype(np.float16)
 
 
