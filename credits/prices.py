@@ -10,6 +10,8 @@ standing in for what it lacks (``complete``).
 
 import copy
 
+from asgiref.local import Local
+from django.core.signals import request_finished, request_started
 from django.db import IntegrityError, transaction
 
 from generations.catalogue import PRICE_TABLE
@@ -69,17 +71,41 @@ def complete(table):
     return full
 
 
+# The prices in force are read once a request: a page that prices several things (the
+# five finishing forms of a model) reads the table once, and a form post prices what it
+# holds with the same read. Only within a web request (Django's request signals set and
+# clear it): a worker's task, or code outside a request, reads the table every time.
+_request = Local()
+
+
+def _request_started(**kwargs):
+    _request.prices = {}
+
+
+def _request_finished(**kwargs):
+    _request.prices = None
+
+
+request_started.connect(_request_started, dispatch_uid="credits.prices.request_started")
+request_finished.connect(_request_finished, dispatch_uid="credits.prices.request_finished")
+
+
 def active():
     """(version, table) of the prices in force; (None, catalogue defaults) when none is stored.
 
     A stored table lacks only prices added to the catalogue after it was published
     (a provider, the finishing steps, the image models); those come from the
     catalogue's defaults, so the version's figures stand and the table is complete.
+    Callers must not change the table they are given.
     """
+    memo = getattr(_request, "prices", None)
+    if memo is not None and "active" in memo:
+        return memo["active"]
     row = PriceTable.objects.active()
-    if row is None:
-        return None, PRICE_TABLE
-    return row.version, complete(row.table)
+    found = (None, PRICE_TABLE) if row is None else (row.version, complete(row.table))
+    if memo is not None:
+        memo["active"] = found
+    return found
 
 
 def publish(table, user=None, note=""):
@@ -97,6 +123,8 @@ def publish(table, user=None, note=""):
                 )
         except IntegrityError:
             continue  # another admin published this number first: take the next
+        if getattr(_request, "prices", None):
+            _request.prices = {}  # this request's later reads see the new version
         _audit(user, row)
         return row
     raise RuntimeError("Could not pick a price table version number")

@@ -198,3 +198,30 @@ def test_the_concept_forms_cost_is_the_tables_and_the_hold_is_the_same(
     job = ConceptJob.objects.get()
     assert (job.credit_estimate, job.price_breakdown) == (66, [["3 x 22 credits an image:", 66]])
     assert [(e.kind, e.amount) for e in LedgerEntry.objects.all()] == [("hold", -66)]
+
+
+# --- read once a request ---------------------------------------------------------------------
+
+
+def test_the_page_reads_the_table_once_for_every_form_and_the_next_request_again(
+    member_client, member, media
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    generation = finished(member)
+    with CaptureQueriesContext(connection) as queries:
+        page = member_client.get(url("detail", generation)).content.decode()
+    assert "Repair · from 60 credits" in page
+    assert sum('FROM "credits_pricetable"' in q["sql"] for q in queries) == 1
+    # Published by another process meanwhile: the next request reads it.
+    PriceTable.objects.create(version=1, table=changed(("finishing", "repair", "base"), 65))
+    assert (
+        "Repair · from 65 credits" in member_client.get(url("detail", generation)).content.decode()
+    )
+
+
+def test_outside_a_request_every_price_reads_the_table_in_force():
+    assert finishing.price("optimize", {}) == 10
+    PriceTable.objects.create(version=1, table=changed(("finishing", "optimize"), 11))
+    assert finishing.price("optimize", {}) == 11
