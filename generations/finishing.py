@@ -133,6 +133,14 @@ def impossible(generation, kind, now=None, options=None, read_files=True):
                 "uploads our file instead."
             )
         return ""
+    if kind == "texture" and (options or {}).get("engine") == "tencent":
+        # An FBX conversion's upstream URL would do for 24 h, but we keep the file, not it.
+        return (
+            "Tencent's texture edit is not possible for this model: it takes only a public "
+            "URL of an FBX model, and the upstream holds no live FBX of it (its copies expire "
+            "24 hours after they are made, and our stored files are private). Tripo's "
+            "texture edit uploads our file instead."
+        )
     step = STEPS[kind]
     if step.upload_field is None and conversions.source_url(generation, now) is None:
         return (

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 import requests
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from credits.models import LedgerEntry
@@ -337,3 +338,26 @@ def test_the_ledger_and_the_wallet_agree_after_a_mixed_run(sandbox_server, sourc
     # Holds are all released: what remains is charges minus refunds, as the upstream's.
     assert wallet(sandbox_server) == before + ours
     assert ours == -35 - 10 - 20  # the generation, the optimize, the render
+
+
+def test_tencent_texture_edit_is_refused_in_words_for_our_private_files(sandbox_server, source):
+    with pytest.raises(finishing.FinishingRefused, match="public URL of an FBX") as refused:
+        ask(source, "texture", {"engine": "tencent", "prompt": "weathered oak"})
+    assert "Tripo's texture edit uploads our file instead" in refused.value.message
+    assert not Conversion.objects.exists()
+
+
+@pytest.mark.parametrize(("provider", "noted"), [("hunyuan_pro", True), ("tripo_v3", False)])
+def test_the_texture_edit_form_of_a_hunyuan_model_says_why_it_is_tripos(
+    client, member, settings, tmp_path, provider, noted
+):
+    from tests.test_reviews_support import make_finished
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    generation = make_finished(member, "a stone lantern", provider=provider)
+    client.force_login(member)
+    page = client.get(reverse("generations:detail", args=[generation.pk])).content.decode()
+    texture = page.split('id="finish-texture"')[1].split("</details>")[0]
+    assert 'action="' in texture  # the form is offered
+    line = "Tencent's texture edit needs a public FBX URL; Tripo's texture edit uploads our file instead."
+    assert (line in texture) is noted
