@@ -149,9 +149,9 @@ def _place(generation):
     return generation["state_label"].lower()
 
 
-def _follow(client, ids, timeout, fetch=None):
+def _follow(client, ids, timeout, fetch=None, then="`studio status` follows it"):
     """Poll each generation (or each job ``fetch`` reads) until it is final, one progress
-    bar each."""
+    bar each; past ``timeout`` seconds, say how to follow it (``then``)."""
     fetch = fetch or client.generation
     deadline = time.monotonic() + timeout
     latest = {}
@@ -175,7 +175,7 @@ def _follow(client, ids, timeout, fetch=None):
             if all(g["state"] in FINAL for g in latest.values()):
                 return [latest[pk] for pk in ids]
             if time.monotonic() > deadline:
-                raise ApiError(0, f"Still running after {timeout:g} s; `studio status` follows it.")
+                raise ApiError(0, f"Still running after {timeout:g} s; {then}.")
             time.sleep(POLL_SECONDS)
 
 
@@ -493,7 +493,8 @@ def concept(
         if not (wait or out):
             click.echo(job["id"])
             return
-        [job] = _follow(client, [job["id"]], timeout, fetch=client.concept_job)
+        then = f"its page follows it: {job['page_url']}"
+        [job] = _follow(client, [job["id"]], timeout, fetch=client.concept_job, then=then)
         if job["state"] != "finished":
             raise ApiError(0, f"Concept job {job['id']} ended {_words(job)}")
         for image in job["images"]:
@@ -609,7 +610,10 @@ def finish(ctx, generation, step, option_pairs, key, wait, out, timeout):
         if not (wait or out):
             click.echo(job["id"])
             return
-        [job] = _follow(client, [job["id"]], timeout, fetch=lambda pk: client.get(job["url"]))
+        then = f"it goes on: {job['url']}"
+        [job] = _follow(
+            client, [job["id"]], timeout, fetch=lambda pk: client.get(job["url"]), then=then
+        )
         if job["state"] != "finished" or not job["new_version"]:
             raise ApiError(0, f"Step {job['id']} ({job['kind']}) ended {_words(job)}")
         version = client.generation(job["new_version"])
