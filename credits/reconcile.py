@@ -1,13 +1,15 @@
 """Our ledger against the upstream wallet, between consecutive snapshots.
 
 Between two wallet snapshots the wallet should move by exactly the credits our
-ledger says the upstream took or gave back: charges (generations and convert
-tool) and refunds. Holds and releases never reach the upstream, and
-adjustments correct our own accounting (budgets), not the wallet. Any
-difference is drift, shown with the generations that could explain it.
+ledger says the upstream took or gave back: charges (generations, concept jobs,
+conversions and finishing steps) and refunds. Holds and releases never reach the
+upstream, and adjustments correct our own accounting (budgets), not the wallet. Any
+difference is drift, shown with the generations that could explain it, and the
+concept jobs and conversions or finishing steps that could (``job_candidates``): a
+drift is tied to a generation only when nothing else could explain it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,12 +18,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from generations.models import Generation, State
+from generations.models import ConceptJob, Conversion, Generation, State
 from generations.ratelimit import effective_limit
 from generations.upstream import CODE_MESSAGES
 
 from .models import DriftAttribution, DriftNarrowing, LedgerEntry, WalletSnapshot
-from .spend import day_bounds
+from .spend import CONCEPT_NOTE, CONVERT, day_bounds, item_label, job_edition
 
 WALLET_KINDS = [LedgerEntry.Kind.CHARGE, LedgerEntry.Kind.REFUND]
 
@@ -32,6 +34,8 @@ class Interval:
     after: WalletSnapshot
     expected: int  # what our ledger says the wallet should have moved by
     candidates: list
+    # Concept jobs and upstream conversions or finishing steps that may explain a drift.
+    jobs: list = field(default_factory=list)
 
     @property
     def actual(self):
@@ -51,15 +55,18 @@ class Interval:
 
     @property
     def attributed(self):
-        """The one generation a drift is tied to: the only candidate of its interval."""
-        return self.candidates[0] if self.drift and len(self.candidates) == 1 else None
+        """The one generation a drift is tied to: the only candidate of its interval, when
+        no concept job, conversion or finishing step could explain it either."""
+        if self.drift and len(self.candidates) == 1 and not self.jobs:
+            return self.candidates[0]
+        return None
 
 
 def intervals(limit=12):
     """The last ``limit`` intervals between snapshots, newest first.
 
     Query count: one for the snapshots, one for every interval's expected change,
-    one per drifting interval for its candidates.
+    four per drifting interval for its candidates (``_explain``).
     """
     snapshots = list(
         WalletSnapshot.objects.select_related("attribution__generation").order_by(
@@ -83,10 +90,7 @@ def intervals(limit=12):
     ).aggregate(**sums)
     out = []
     for n, (before, after) in enumerate(pairs):
-        interval = Interval(before, after, totals[f"i{n}"] or 0, [])
-        if interval.drift:
-            interval.candidates = candidates(before.fetched_at, after.fetched_at)
-        out.append(interval)
+        out.append(_explain(Interval(before, after, totals[f"i{n}"] or 0, [])))
     out.reverse()
     return out
 
@@ -117,6 +121,60 @@ def candidates(since, until, limit=50):
         .distinct()
         .order_by("-id")[:limit]
     )
+
+
+# A job in NEEDS_ATTENTION whose submit's outcome is unknown keeps no submit time; it was
+# sent soon after it was asked for unless the queue was long. Asked for this long before
+# an interval began, it is not taken as an explanation of the interval's drift.
+UNKNOWN_SUBMIT_AGE = timedelta(days=1)
+
+
+def job_candidates(since, until, limit=50):
+    """Concept jobs and upstream conversions or finishing steps that may explain a drift
+    between ``since`` and ``until``, as ``candidates`` for generations: those our ledger
+    charged in the window, and those whose submit's outcome is unknown (a person is asked;
+    never marked submitted, so never charged by us) asked for before the window ended
+    (and at most UNKNOWN_SUBMIT_AGE before it began). Each has ``what`` and ``who``: what
+    it is in words, and whose credits it spent."""
+    unknown = Q(
+        state=State.NEEDS_ATTENTION,
+        upstream_task_id="",
+        created_at__gt=since - UNKNOWN_SUBMIT_AGE,
+        created_at__lte=until,
+    )
+    # A concept job's entries name it in their note (the ledger has no column for it).
+    notes = LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.CHARGE,
+        generation=None,
+        conversion=None,
+        created_at__gt=since,
+        created_at__lte=until,
+    ).values_list("note", flat=True)[:limit]
+    charged = {int(match.group(1)) for match in map(CONCEPT_NOTE.match, notes) if match}
+    concepts = list(
+        ConceptJob.objects.filter(Q(pk__in=charged) | unknown)
+        .select_related("owner")
+        .order_by("-id")[:limit]
+    )
+    for job in concepts:
+        job.what = f"concept job #{job.pk} on {item_label(job.image_model)}"
+        job.who = job.owner.get_username()
+    charged_steps = Q(
+        ledger__kind=LedgerEntry.Kind.CHARGE,
+        ledger__created_at__gt=since,
+        ledger__created_at__lte=until,
+    )
+    conversions = list(
+        Conversion.objects.filter(Q(via=Conversion.Via.UPSTREAM) & (charged_steps | unknown))
+        .select_related("generation__owner")
+        .distinct()
+        .order_by("-id")[:limit]
+    )
+    for job in conversions:
+        step = item_label(CONVERT, job_edition(job.kind, job.output_format))
+        job.what = f"{step} of #{job.generation_id}"
+        job.who = job.generation.owner.get_username()
+    return concepts + conversions
 
 
 def low_balance(snapshot):
@@ -190,9 +248,15 @@ def _interval(before, after):
     expected = LedgerEntry.objects.filter(
         kind__in=WALLET_KINDS, created_at__gt=before.fetched_at, created_at__lte=after.fetched_at
     ).balance()
-    interval = Interval(before, after, expected, [])
+    return _explain(Interval(before, after, expected, []))
+
+
+def _explain(interval):
+    """``interval`` with what may explain its drift, if it has one."""
     if interval.drift:
-        interval.candidates = candidates(before.fetched_at, after.fetched_at)
+        since, until = interval.before.fetched_at, interval.after.fetched_at
+        interval.candidates = candidates(since, until)
+        interval.jobs = job_candidates(since, until)
     return interval
 
 
@@ -202,6 +266,9 @@ def _tie(interval):
     Its only candidate, and only when no other credits moved in the interval: a refund
     (or another charge) lands in our ledger when we see it, which may be well after the
     upstream moved the wallet, so a window that holds one cannot be read as one charge.
+    Nor when a concept job, conversion or finishing step may explain it (``attributed``):
+    one whose submit's outcome is unknown moved no credits in our ledger, but may have
+    in the wallet.
     """
     only = interval.attributed
     if only is None:

@@ -238,7 +238,7 @@ def item_label(provider, edition=""):
     return "No provider (adjustments)" if provider == "" else provider
 
 
-def _job_edition(kind, output_format):
+def job_edition(kind, output_format):
     """The rollups' edition of a conversion's entries (``rollups.edition_of``)."""
     if kind is None:
         return ""
@@ -290,7 +290,7 @@ def report(start, end, user=None, provider="", top=10):
         entry.cost = -entry.amount
         job = entry.conversion
         if job is not None:
-            entry.what = item_label(entry.provider, _job_edition(job.kind, job.output_format))
+            entry.what = item_label(entry.provider, job_edition(job.kind, job.output_format))
         else:
             edition = entry.generation.edition if entry.generation_id else ""
             entry.what = f"{item_label(entry.provider)} {edition}".strip()
@@ -349,7 +349,7 @@ def ledger_rows(start, end, user=None, provider=""):
 
 def csv_item(row):
     """What a ``ledger_rows`` row paid for, in words: the export's last column."""
-    return item_label(row[4], _job_edition(row[10], row[11]))
+    return item_label(row[4], job_edition(row[10], row[11]))
 
 
 def chart_svg(days, width=960, height=220, pad=28):

@@ -71,3 +71,125 @@ def test_a_drifting_interval_with_one_charge_is_tied_to_that_generation(member):
     (interval,) = reconcile.intervals()
     assert interval.drift == Decimal("-35.00")
     assert interval.attributed == only
+
+
+# --- concept jobs, conversions and finishing steps ------------------------------------------
+
+
+def concept_job(owner, minute, **fields):
+    from generations.models import ConceptJob
+
+    return ConceptJob.objects.create(
+        owner=owner,
+        image_model="gemini_3_pro",
+        prompt="a ceramic fox",
+        count=2,
+        credit_estimate=100,
+        created_at=at(minute),
+        **fields,
+    )
+
+
+def step(owner, minute, kind="remesh", **fields):
+    from generations.models import Conversion
+
+    source = generation(owner, state=State.FINISHED, submitted_at=at(minute - 30))
+    return Conversion.objects.create(
+        generation=source,
+        requested_by=owner,
+        kind=kind,
+        output_format="glb",
+        via=Conversion.Via.UPSTREAM,
+        credit_estimate=20,
+        **{"created_at": at(minute), **fields},
+    )
+
+
+def test_a_concept_job_whose_submit_is_unknown_keeps_the_drift_from_a_generation(member):
+    snapshot("1000.00", 0)
+    charged = generation(member, state=State.FINISHED, submitted_at=at(5))
+    ledger(charged, "charge", -35, 5)
+    # Sent at 3 and never heard of again: our ledger holds its price, charges nothing.
+    unknown = concept_job(member, 3, state=State.NEEDS_ATTENTION)
+    answered = concept_job(member, 4, state=State.NEEDS_ATTENTION, upstream_task_id="t-1")
+    stale = concept_job(member, -2 * 24 * 60, state=State.NEEDS_ATTENTION)  # two days before
+    snapshot("865.00", 10)  # the upstream took the image job's 100 too
+    (interval,) = reconcile.intervals()
+    assert interval.drift == Decimal("-100.00")
+    assert [g.pk for g in interval.candidates] == [charged.pk]
+    assert [job.pk for job in interval.jobs] == [unknown.pk]
+    assert interval.jobs[0].what == f"concept job #{unknown.pk} on Gemini 3 Pro (concept images)"
+    assert interval.attributed is None  # never tied to the generation
+    assert {answered.pk, stale.pk}.isdisjoint(job.pk for job in interval.jobs)
+
+
+def test_charged_concept_jobs_and_steps_are_named_with_a_drift(member):
+    snapshot("1000.00", 0)
+    concept = concept_job(member, 1, state=State.PENDING, upstream_task_id="t-2")
+    LedgerEntry.objects.create(
+        kind="charge",
+        user=member,
+        amount=-100,
+        provider="gemini_3_pro",
+        note=f"concept job {concept.pk}: image task t-2",
+        created_at=at(2),
+    )
+    remesh = step(member, 2, state=State.PENDING, upstream_task_id="t-3")
+    LedgerEntry.objects.create(
+        kind="charge",
+        user=member,
+        conversion=remesh,
+        amount=-20,
+        provider="convert",
+        created_at=at(3),
+    )
+    lost = step(member, 4, kind="texture", state=State.NEEDS_ATTENTION)
+    earlier = concept_job(member, -5, state=State.FINISHED, upstream_task_id="t-0")
+    snapshot("860.00", 10)  # 120 charged; the wallet lost 140
+    (interval,) = reconcile.intervals()
+    assert interval.expected == -120  # their charges are in the ledger's figure
+    assert interval.drift == Decimal("-20.00")
+    assert interval.candidates == []
+    assert {(type(job).__name__, job.pk, job.what, job.who) for job in interval.jobs} == {
+        (
+            "ConceptJob",
+            concept.pk,
+            f"concept job #{concept.pk} on Gemini 3 Pro (concept images)",
+            "member",
+        ),
+        ("Conversion", remesh.pk, f"Remesh of #{remesh.generation_id}", "member"),
+        ("Conversion", lost.pk, f"Texture edit of #{lost.generation_id}", "member"),
+    }
+    assert earlier.pk not in {job.pk for job in interval.jobs if type(job).__name__ == "ConceptJob"}
+
+
+def test_matching_jobs_make_no_drift_and_no_candidates(member):
+    snapshot("1000.00", 0)
+    remesh = step(member, 2, state=State.PENDING, upstream_task_id="t-3")
+    LedgerEntry.objects.create(
+        kind="charge", user=member, conversion=remesh, amount=-20, provider="convert",
+        created_at=at(3),
+    )  # fmt: skip
+    snapshot("980.00", 10)
+    (interval,) = reconcile.intervals()
+    assert (interval.drift, interval.candidates, interval.jobs) == (0, [], [])
+
+
+def test_a_drift_read_now_is_not_tied_to_the_generation_beside_an_unknown_job(member):
+    """Through ``record``, as the wallet read does: no attribution, a narrowing instead."""
+    from django.utils import timezone
+
+    from credits.models import DriftAttribution, DriftNarrowing
+
+    now = timezone.now()
+    WalletSnapshot.objects.create(balance=Decimal("1000.00"), fetched_at=now - timedelta(minutes=9))
+    charged = generation(member, state=State.FINISHED, submitted_at=now - timedelta(minutes=5))
+    LedgerEntry.objects.create(
+        kind="charge", user=member, generation=charged, amount=-35, provider="hunyuan_rapid",
+        created_at=now - timedelta(minutes=5),
+    )  # fmt: skip
+    # A finishing step sent at the same time, never heard of again.
+    step(member, 0, state=State.NEEDS_ATTENTION, created_at=now - timedelta(minutes=6))
+    reconcile.record(Decimal("945.00"), 3)  # 20 more than the ledger's 35
+    assert not DriftAttribution.objects.exists()
+    assert DriftNarrowing.objects.get().candidates == 1

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from credits.models import DriftAttribution, DriftNarrowing, WalletSnapshot
+from credits.models import DriftAttribution, DriftNarrowing, LedgerEntry, WalletSnapshot
 from generations.models import State
 from tests.test_credits_views import admin_client  # noqa: F401 - a fixture
 from tests.test_credits_views import make_generation as generation
@@ -152,3 +152,33 @@ def test_the_spend_review_lists_drift_attributed_in_its_range(admin_client, tied
     february = {"start": "2026-02-01", "end": "2026-02-28"}
     section = admin_client.get(reverse("credits:spend"), february).content.decode()
     assert "No wallet drift was tied to a generation in this range." in section
+
+
+def test_the_wallet_page_names_concept_jobs_and_steps_that_may_explain_a_drift(
+    admin_client,  # noqa: F811
+    member,
+):
+    from generations.models import ConceptJob
+
+    snapshot("1000.00", 0)
+    charged = generation(member, state=State.FINISHED, submitted_at=at(5))
+    LedgerEntry.objects.create(
+        kind="charge", user=member, generation=charged, amount=-35, provider="hunyuan_rapid",
+        created_at=at(5),
+    )  # fmt: skip
+    unknown = ConceptJob.objects.create(
+        owner=member,
+        image_model="gemini_31_flash",
+        prompt="a tin robot",
+        credit_estimate=30,
+        state=State.NEEDS_ATTENTION,
+        created_at=at(3),
+    )
+    snapshot("935.00", 10)
+    page = admin_client.get(reverse("credits:wallet")).content.decode()
+    job_url = reverse("generations:concept", args=[unknown.pk])
+    assert "Not tied to the generation: concept images, conversions or finishing steps" in page
+    assert (
+        f'<a href="{job_url}">concept job #{unknown.pk} on Gemini 3.1 Flash (concept images)</a>'
+        " (member, needs attention, 30 credits)"
+    ) in page
