@@ -66,8 +66,19 @@ class BudgetAdmin(admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "user", "generation", "amount", "created_at"]
+    list_display = [
+        "id",
+        "kind",
+        "user",
+        "generation",
+        "conversion",
+        "concept_job",
+        "amount",
+        "created_at",
+    ]
     list_filter = ["kind"]
+    # Ids, not a select of every generation, conversion and concept job on the add page.
+    raw_id_fields = ["generation", "conversion", "concept_job"]
 
     # The ledger is append-only, here as everywhere.
     def has_change_permission(self, request, obj=None):

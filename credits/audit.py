@@ -1,4 +1,6 @@
-"""Credit events (price and budget changes, ledger adjustments) for the audit log.
+"""Credit events (price and budget changes, ledger adjustments, and an admin's resolution
+of a conversion, finishing step or concept job that needed attention: its credits
+charged, released or refunded) for the audit log.
 
 The log lives in the reviews app, which listens to ``credit_event``: credits imports
 nothing of it (reviews reads generations, which calls credits). Each event is also logged.

@@ -22,7 +22,7 @@ class LedgerEntryQuerySet(models.QuerySet):
 
     def append_once(self, **fields):
         """Append one entry; a second hold, charge, release or refund of the same
-        generation (or conversion) is a no-op.
+        generation (or conversion, or concept job) is a no-op.
 
         The savepoint keeps a duplicate from breaking the caller's transaction; the
         unique constraints are what make a second charge or refund impossible.
@@ -67,6 +67,14 @@ class LedgerEntry(models.Model):
         on_delete=models.PROTECT,
         related_name="ledger",
     )
+    # A concept job ("Start from an image"); its entries name it in their note as well.
+    concept_job = models.ForeignKey(
+        "generations.ConceptJob",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger",
+    )
     # Negative spends credits, positive gives them back.
     amount = models.IntegerField()
     provider = models.CharField(max_length=40, blank=True)
@@ -91,6 +99,13 @@ class LedgerEntry(models.Model):
                 fields=["conversion", "kind"],
                 condition=Q(kind__in=["hold", "charge", "release", "refund"]),
                 name="ledger_one_entry_of_each_kind_per_conversion",
+            ),
+            # A concept job's entries have no generation (NULLs are never equal in a
+            # unique index), so the generation constraint above never counts them.
+            models.UniqueConstraint(
+                fields=["concept_job", "kind"],
+                condition=Q(kind__in=["hold", "charge", "release", "refund"]),
+                name="ledger_one_entry_of_each_kind_per_concept_job",
             ),
         ]
 

@@ -100,9 +100,11 @@ def poll_concept(job_id, claim=None):
     if job is None:
         return
     now = timezone.now()
-    if now - job.created_at > TIME_OUT:
+    # From its creation, or from when an admin last handed it back (a person looked then).
+    started = max(job.created_at, job.resolved_at or job.created_at)
+    if now - started > TIME_OUT:
         job.mark_needs_attention(
-            f"Still not finished upstream after {now - job.created_at}.",
+            f"Still not finished upstream after {now - started}.",
             expected=list(POLLING_STATES),
         )
         return
@@ -118,20 +120,13 @@ def poll_concept(job_id, claim=None):
         job.defer(now + timedelta(seconds=exc.retry_after))
         return
     except Rejected as exc:
-        # An unknown task (404) or a refused key: polling again cannot help; a person
-        # looks (it was charged: nothing is refunded without knowing).
-        job.mark_needs_attention(
-            f"The upstream no longer answers for task {job.upstream_task_id}: {exc.message}",
-            expected=list(POLLING_STATES),
-        )
-        if exc.status == 401:
-            tasks._alert(f"The upstream refused our API key while polling: {exc.message}")
+        # An unknown task (404): a person looks (as for a generation and a conversion).
+        tasks._job_poll_rejected(job, exc, now)
         return
     except (NotSent, Unavailable, Ambiguous) as exc:
-        # Bounded: each dispatch counts a delivery, and dispatch_concepts asks a person
-        # after MAX_DELIVERIES + 2 without progress.
+        # Bounded: a person is asked after tasks.MAX_POLL_ERRORS failed polls in a row.
         log.warning("concept job %s: poll failed: %s", job_id, exc.message)
-        job.defer(now + timedelta(seconds=backoff(job.deliveries + 1)))
+        tasks._job_step_failed(job, exc.message, now)
         return
     if status.status == "FAILED":
         job.mark_failed(status.failure_reason or "")
@@ -185,8 +180,8 @@ def ingest_concept(job_id, claim=None):
             f"An image was refused: {getattr(exc, 'message', exc)}", expected=[State.INGESTING]
         )
         return
-    except ingest.AssetUnavailable:
-        job.defer(timezone.now() + timedelta(seconds=backoff(job.deliveries + 1)))
+    except ingest.AssetUnavailable as exc:
+        tasks._job_download_failed(job, exc, timezone.now())
         return
     try:
         job.mark_finished()

@@ -688,6 +688,14 @@ class Asset(models.Model):
 
 
 class ConversionQuerySet(models.QuerySet):
+    def update(self, **fields):
+        """As ``OwnedJobQuerySet.update``: a conversion's transitions change what pages show
+        (the navigation's needs-attention count among them); its claims do not."""
+        updated = super().update(**fields)
+        if updated and not fields.keys() <= BOOKKEEPING_FIELDS:
+            dataversion.bump()
+        return updated
+
     def take_step(self, pk, claim, expected):
         """The conversion whose dispatched step this delivery may do, or None.
 
@@ -752,8 +760,14 @@ class Conversion(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     claim = models.CharField(max_length=32, blank=True)
     deliveries = models.PositiveSmallIntegerField(default=0)
+    # Consecutive polls (or downloads) that failed; a person is asked at tasks.MAX_POLL_ERRORS.
+    poll_errors = models.PositiveSmallIntegerField(default=0)
     asset = models.ForeignKey("Asset", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
+    # When it last stopped for a person (NEEDS_ATTENTION; failure_reason says why), and
+    # when a person last resolved that (a time-out counts again from then).
+    attention_since = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = ConversionQuerySet.as_manager()
@@ -828,16 +842,24 @@ class Conversion(models.Model):
                 upstream_task_id=task_id,
                 due_at=first_poll_at,
                 deliveries=0,
+                poll_errors=0,
             )
-            self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, "hold became a charge")
-            self._ledger(
-                LedgerEntry.Kind.CHARGE, -self.credit_estimate, f"{self.kind} task {task_id}"
-            )
+            self._hold_becomes_charge(task_id, "hold became a charge")
+
+    def _hold_becomes_charge(self, task_id, note):
+        self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, note)
+        self._ledger(LedgerEntry.Kind.CHARGE, -self.credit_estimate, f"{self.kind} task {task_id}")
 
     def mark_needs_attention(self, reason, expected=(State.SUBMITTING,)):
         """-> NEEDS_ATTENTION: a person decides; never resent automatically (it may have
         been accepted and charged). The hold stays."""
-        self._transition(list(expected), State.NEEDS_ATTENTION, failure_reason=reason, due_at=None)
+        self._transition(
+            list(expected),
+            State.NEEDS_ATTENTION,
+            failure_reason=reason[:2000],
+            attention_since=timezone.now(),
+            due_at=None,
+        )
 
     def record_progress(self, upstream_status, progress, next_poll_at):
         """Still converting upstream: keep polling at ``next_poll_at``."""
@@ -848,11 +870,14 @@ class Conversion(models.Model):
             progress=max(self.progress, min(99, int(progress or 0))),
             due_at=next_poll_at,
             deliveries=0,
+            poll_errors=0,
         )
 
-    def defer(self, due_at):
-        """Stay in the current state and try again at ``due_at`` (rate budget, a failed poll)."""
-        self._transition([self.state], self.state, due_at=due_at)
+    def defer(self, due_at, **fields):
+        """Stay in the current state and try again at ``due_at`` (rate budget, a failed poll:
+        ``poll_errors``). The step ended on its own, so its delivery does not count as one
+        that killed a worker."""
+        self._transition([self.state], self.state, due_at=due_at, deliveries=0, **fields)
 
     def mark_failed(self, reason):
         """Any working state -> FAILED, giving the credits back in the same transaction: a
@@ -865,11 +890,79 @@ class Conversion(models.Model):
                 finished_at=timezone.now(),
                 due_at=None,
             )
-            kinds = set(LedgerEntry.objects.filter(conversion=self).values_list("kind", flat=True))
-            if LedgerEntry.Kind.CHARGE in kinds:
-                self._ledger(LedgerEntry.Kind.REFUND, self.credit_estimate, reason)
-            elif LedgerEntry.Kind.HOLD in kinds:
-                self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, reason)
+            self._give_back(reason)
+
+    def _give_back(self, reason):
+        """The credits back, once: a refund of the charge if the upstream took one, else
+        the hold released (the ledger's unique constraints make a second one a no-op)."""
+        kinds = set(self.ledger.values_list("kind", flat=True))
+        if LedgerEntry.Kind.CHARGE in kinds:
+            self._ledger(LedgerEntry.Kind.REFUND, self.credit_estimate, reason)
+        elif LedgerEntry.Kind.HOLD in kinds:
+            self._ledger(LedgerEntry.Kind.RELEASE, self.credit_estimate, reason)
+
+    # --- a person resolves NEEDS_ATTENTION (generations/attention.py) -----------------
+    # Each is a conditional UPDATE from NEEDS_ATTENTION in the transaction of its ledger
+    # entries: of a double post, or an admin and anything else at once, one does it.
+    @property
+    def is_charged(self):
+        return self.ledger.filter(kind=LedgerEntry.Kind.CHARGE).exists()
+
+    def resolve_with_task_id(self, task_id, note=""):
+        """The admin found the upstream task: poll it now. Never charged, its hold becomes
+        the charge as at ``mark_submitted``; charged already, nothing more is charged."""
+        now = timezone.now()
+        with transaction.atomic():
+            self._transition(
+                [State.NEEDS_ATTENTION],
+                State.PENDING,
+                upstream_task_id=task_id,
+                due_at=now,
+                failure_reason="",
+                resolved_at=now,
+                deliveries=0,
+                poll_errors=0,
+                url_refreshes=0,
+                finished_null_since=None,
+            )
+            if not self.is_charged:
+                self._hold_becomes_charge(
+                    task_id, "hold became a charge (task id given by an admin)"
+                )
+
+    def resolve_as_lost(self, note):
+        """The admin says nothing usable exists upstream: it fails, and its credits come
+        back once (refunded if charged, else the hold released)."""
+        with transaction.atomic():
+            self._transition(
+                [State.NEEDS_ATTENTION],
+                State.FAILED,
+                failure_reason=f"Marked lost by an admin: {note}"[:2000],
+                finished_at=timezone.now(),
+                resolved_at=timezone.now(),
+                due_at=None,
+            )
+            self._give_back(f"marked lost: {note}")
+
+    def resolve_by_resubmitting(self):
+        """Send it again, deliberately, with its hold still in place. Only when we never
+        recorded a charge: a charged job exists upstream, and a second submit pays twice."""
+        if self.is_charged:
+            raise IllegalTransition(
+                f"{self} was charged upstream; give its task id or mark it lost"
+            )
+        self._transition(
+            [State.NEEDS_ATTENTION],
+            State.QUEUED,
+            upstream_task_id="",
+            due_at=timezone.now(),
+            failure_reason="",
+            resolved_at=timezone.now(),
+            deliveries=0,
+            poll_errors=0,
+            url_refreshes=0,
+            finished_null_since=None,
+        )
 
     def retry_locally(self):
         """FAILED -> INGESTING: a failed local conversion is tried again (local ones are free)."""
@@ -891,7 +984,12 @@ class Conversion(models.Model):
     def wait_for_result_file(self, since, next_poll_at):
         """FINISHED upstream without a result URL yet (a known quirk): poll again."""
         self._transition(
-            list(POLLING_STATES), self.state, finished_null_since=since, due_at=next_poll_at
+            list(POLLING_STATES),
+            self.state,
+            finished_null_since=since,
+            due_at=next_poll_at,
+            deliveries=0,
+            poll_errors=0,
         )
 
     def refresh_result_urls(self, due_at):
@@ -913,6 +1011,16 @@ class Conversion(models.Model):
             provider="convert",
             note=note[:300],
         )
+
+
+def needs_attention_count():
+    """Generations, conversions and finishing steps, and concept jobs waiting for a person
+    (NEEDS_ATTENTION), in one query."""
+    counted = [
+        model.objects.filter(state=State.NEEDS_ATTENTION).order_by().values("pk")
+        for model in (Generation, Conversion, ConceptJob)
+    ]
+    return counted[0].union(*counted[1:], all=True).count()
 
 
 class RateBudget(models.Model):
@@ -1046,9 +1154,10 @@ class ConceptJob(models.Model):
 
     An upstream job like a generation: the row is the unit of work, each state change
     is one method below (a conditional UPDATE, ``_move_row``), its price is held at
-    submit, charged when the upstream accepts and refunded once if it FAILED. The
-    ledger entries name the job in their note (the ledger has no column for it): the
-    transitions, each in the transaction of its entries, make every entry happen once.
+    submit, charged when the upstream accepts and refunded once if it FAILED. Its ledger
+    entries are tied to it (``LedgerEntry.concept_job``, one of each kind, as a
+    conversion's) and name it in their note; each transition is in the transaction of
+    its entries.
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
@@ -1073,7 +1182,12 @@ class ConceptJob(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     claim = models.CharField(max_length=32, blank=True)
     deliveries = models.PositiveSmallIntegerField(default=0)
+    # As a conversion's: failed polls or downloads in a row, when it last stopped for a
+    # person and when a person resolved that (its time-out counts again from then).
+    poll_errors = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    attention_since = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = ConceptJobQuerySet.as_manager()
@@ -1134,6 +1248,12 @@ class ConceptJob(models.Model):
     record_progress = Conversion.record_progress
     wait_for_result_file = Conversion.wait_for_result_file
     defer = Conversion.defer
+    _hold_becomes_charge = Conversion._hold_becomes_charge
+    _give_back = Conversion._give_back
+    is_charged = Conversion.is_charged
+    resolve_with_task_id = Conversion.resolve_with_task_id
+    resolve_as_lost = Conversion.resolve_as_lost
+    resolve_by_resubmitting = Conversion.resolve_by_resubmitting
 
     def mark_rejected(self, reason):
         """SUBMITTING -> FAILED: refused at submit, nothing charged; the hold is released."""
@@ -1162,7 +1282,12 @@ class ConceptJob(models.Model):
 
     def start_ingest(self, results, due_at):
         self._transition(
-            list(POLLING_STATES), State.INGESTING, results=results, due_at=due_at, deliveries=0
+            list(POLLING_STATES),
+            State.INGESTING,
+            results=results,
+            due_at=due_at,
+            deliveries=0,
+            poll_errors=0,
         )
 
     def refresh_result_urls(self, due_at):
@@ -1187,8 +1312,10 @@ class ConceptJob(models.Model):
         )
 
     def _ledger(self, kind, amount, note):
-        LedgerEntry.objects.create(
+        """Append one entry for this job; a second of the same kind is a no-op."""
+        LedgerEntry.objects.append_once(
             kind=kind,
+            concept_job=self,
             user_id=self.owner_id,
             amount=amount,
             provider=self.image_model,

@@ -768,6 +768,43 @@ def _duration_scale():
     return django_settings.PLANNER_DURATION_SCALE
 
 
+def _job_poll_rejected(job, exc, now):
+    """A conversion's, finishing step's or concept job's poll refused (as a generation's):
+    a task the upstream does not know (404) or any other refusal cannot get better by
+    asking again, so a person looks (it was charged: nothing is refunded without knowing
+    what happened); a refused key (401) is an alert and a failed poll, since a fixed key
+    lets polling go on."""
+    if exc.status == 401:
+        _alert(f"The upstream refused our API key while polling: {exc.message}")
+        _job_step_failed(job, exc.message, now)
+        return
+    job.mark_needs_attention(
+        f"The upstream no longer answers for task {job.upstream_task_id}: {exc.message}",
+        expected=list(POLLING_STATES),
+    )
+
+
+def _job_step_failed(job, message, now, weight=1, doing="Polling"):
+    """A poll (or a download) of a conversion, finishing step or concept job that failed:
+    tried again with backoff, and after MAX_POLL_ERRORS in a row a person is asked, as
+    for a generation (``_poll_error``). A successful poll starts the count again."""
+    errors = job.poll_errors + weight
+    if errors >= MAX_POLL_ERRORS:
+        job.mark_needs_attention(
+            f"{doing} failed {errors} times in a row; last error: {message}",
+            expected=[job.state],
+        )
+        return
+    job.defer(now + timedelta(seconds=backoff(errors)), poll_errors=errors)
+
+
+def _job_download_failed(job, exc, now):
+    """A result file that could not be fetched this time (ingest.AssetUnavailable): a
+    download that ran out of its deadline weighs as a generation's does."""
+    weight = DOWNLOAD_TIMEOUT_WEIGHT if isinstance(exc, ingest.DownloadTimedOut) else 1
+    _job_step_failed(job, str(exc), now, weight, doing="Fetching the result files")
+
+
 @shared_task(acks_late=True, soft_time_limit=660, time_limit=700, ignore_result=True)
 def poll_conversion(conversion_id, claim=None):
     """Ask how a conversion is doing; store its file once it is done."""
@@ -788,9 +825,12 @@ def poll_conversion(conversion_id, claim=None):
         get_limiter().block(exc.retry_after)
         conversion.defer(now + timedelta(seconds=exc.retry_after))
         return
-    except (Rejected, NotSent, Unavailable, Ambiguous) as exc:
+    except Rejected as exc:
+        _job_poll_rejected(conversion, exc, now)
+        return
+    except (NotSent, Unavailable, Ambiguous) as exc:
         log.warning("conversion %s: poll failed: %s", conversion_id, exc.message)
-        conversion.defer(retry_at)
+        _job_step_failed(conversion, exc.message, now)
         return
     if status.status == "FAILED":
         conversion.mark_failed(status.failure_reason or "The upstream failed without a reason.")
@@ -807,8 +847,8 @@ def poll_conversion(conversion_id, claim=None):
     except (ingest.AssetRefused, ingest.AssetExpired) as exc:
         conversion.mark_failed(f"The converted file: {exc}")
         return
-    except ingest.AssetUnavailable:
-        conversion.defer(retry_at)
+    except ingest.AssetUnavailable as exc:
+        _job_download_failed(conversion, exc, now)
         return
     fmt = conversion.output_format
     name = ingest.store(downloaded.path, conversion.generation_id, fmt)
@@ -865,9 +905,9 @@ def _finish_step(job, status, now, retry_at):
         _discard(downloads)
         job.mark_needs_attention(f"The result was refused: {exc}", POLLING_STATES)
         return
-    except ingest.AssetUnavailable:
+    except ingest.AssetUnavailable as exc:
         _discard(downloads)
-        job.defer(retry_at)
+        _job_download_failed(job, exc, now)
         return
     try:
         # A bare OBJ (Tencent's topology) is kept, and a GLB made of it for the viewer.

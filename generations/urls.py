@@ -9,6 +9,11 @@ urlpatterns = [
     path("<int:pk>/", views.generation_detail, name="detail"),
     path("attention/", attention.attention_list, name="attention"),
     path("<int:pk>/resolve/", attention.attention_resolve, name="attention-resolve"),
+    path(
+        "attention/<slug:kind>/<int:pk>/resolve/",
+        attention.attention_resolve_job,
+        name="attention-resolve-job",
+    ),
     path("", views.generation_list, name="list"),
     path("new/", views.generation_new, name="new"),
     path("new/cost/", views.generation_cost, name="cost"),

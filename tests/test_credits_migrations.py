@@ -198,3 +198,104 @@ def test_no_index_named_for_one_app_sits_on_a_table_of_another(db):
         and not name.startswith((f"{owner[table]}_", f"{table}_"))
     ]
     assert strangers == []
+
+
+BEFORE_THE_CONCEPT_JOB_COLUMN = [
+    ("credits", "0010_drop_finished_generation_counts"),
+    ("generations", "0015_jobs_poll_errors_and_attention_since"),
+]
+
+
+@pytest.fixture
+def apps_before_the_column(transactional_db):
+    """The ledger before concept jobs had a column; the latest migration again afterwards."""
+    try:
+        yield _migrate(BEFORE_THE_CONCEPT_JOB_COLUMN)
+    finally:
+        _migrate()
+
+
+def test_concept_jobs_entries_are_tied_to_their_job_from_their_note(apps_before_the_column):
+    apps = apps_before_the_column
+    OldUser = apps.get_model("auth", "User")
+    OldJob = apps.get_model("generations", "ConceptJob")
+    OldGeneration = apps.get_model("generations", "Generation")
+    OldEntry = apps.get_model("credits", "LedgerEntry")
+    owner = OldUser.objects.create(username="concept-owner")
+    job = OldJob.objects.create(
+        owner=owner, image_model="gemini_25_flash", prompt="a robot", credit_estimate=10
+    )
+    other = OldJob.objects.create(
+        owner=owner, image_model="gemini_25_flash", prompt="a lamp", credit_estimate=5
+    )
+    generation = OldGeneration.objects.create(
+        owner=owner, provider="hunyuan_rapid", credit_estimate=35
+    )
+
+    written = []
+
+    def entry(kind, amount, note, **tie):
+        written.append(amount)
+        return OldEntry.objects.create(kind=kind, user=owner, amount=amount, note=note, **tie).pk
+
+    tied = {
+        job.pk: [
+            entry("hold", -10, f"concept job {job.pk}: held at submit"),
+            entry("release", 10, f"concept job {job.pk}: hold became a charge"),
+            entry("charge", -10, f"concept job {job.pk}: image task t-1"),
+            entry("refund", 10, f"concept job {job.pk}: upstream FAILED"),
+        ],
+        other.pk: [entry("hold", -5, f"concept job {other.pk}: held at submit")],
+    }
+    untied = [
+        # A second hold of one job (never made by the transitions): the first is tied.
+        entry("hold", -10, f"concept job {job.pk}: held twice"),
+        # A job that is not there, a note that only looks alike, an adjustment.
+        entry("hold", -7, "concept job 987654: held at submit"),
+        entry("adjustment", 3, f"concept job {job.pk}? no: a correction"),
+        entry("adjustment", -2, "goodwill"),
+        # A generation's entry, whatever its note says.
+        entry("hold", -35, f"concept job {job.pk}: held", generation=generation),
+    ]
+    # The ledger refuses updates in the database; the migration must still tie them.
+    _migrate()
+
+    for job_id, pks in tied.items():
+        assert sorted(
+            LedgerEntry.objects.filter(concept_job_id=job_id).values_list("pk", flat=True)
+        ) == sorted(pks)
+    assert not LedgerEntry.objects.filter(pk__in=untied, concept_job__isnull=False).exists()
+    # Nothing added, changed or lost: only tied.
+    assert LedgerEntry.objects.filter(user_id=owner.pk).count() == len(written) == 10
+    assert LedgerEntry.objects.filter(user_id=owner.pk).balance() == sum(written)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'credits_ledger_append_only'"
+        )
+        assert cursor.fetchone() == ("O",)  # enabled again
+        with pytest.raises(Exception, match="append-only"):
+            cursor.execute(
+                "UPDATE generations_ledgerentry SET note = 'x' WHERE id = %s", [untied[0]]
+            )
+
+
+def test_migrating_back_keeps_every_entry_of_a_concept_job(apps_before_the_column):
+    _migrate()
+    from generations.models import ConceptJob
+
+    owner = User.objects.create(username="concept-owner")
+    job = ConceptJob.objects.create(
+        owner=owner, image_model="gemini_25_flash", prompt="a robot", credit_estimate=10
+    )
+    job._ledger(LedgerEntry.Kind.HOLD, -10, "held at submit")
+    job._ledger(LedgerEntry.Kind.RELEASE, 10, "canceled")
+
+    again = _migrate(BEFORE_THE_CONCEPT_JOB_COLUMN)
+
+    OldEntry = again.get_model("credits", "LedgerEntry")
+    assert list(
+        OldEntry.objects.filter(user_id=owner.pk).values_list("kind", "amount", "note")
+    ) == [
+        ("hold", -10, f"concept job {job.pk}: held at submit"),
+        ("release", 10, f"concept job {job.pk}: canceled"),
+    ]
