@@ -82,6 +82,8 @@ def child_whole(name):
     import django
 
     django.setup()
+    from django.conf import settings
+
     from generations.upstream import Answer
 
     setup_mb = warm_storage()
@@ -94,7 +96,7 @@ def child_whole(name):
             client.base_url + ENDPOINT,
             data=BODY,
             files={"model_file": ("model.glb", data, "application/octet-stream")},
-            headers={"Authorization": f"Bearer {client._api_key}"},
+            headers={"Authorization": f"Bearer {settings.UPSTREAM_API_KEY}"},
             timeout=client.timeout,
         )
         task = Answer(response).json().get("task_id", "")
