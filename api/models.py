@@ -91,8 +91,9 @@ class ApiToken(models.Model):
 
 class IdempotencyKeyQuerySet(models.QuerySet):
     def claim(self, user, token, fingerprint):
-        """Remember what the key naming ``token`` first asked for; False when it asked
-        for something else then (the caller refuses the reuse).
+        """Remember what the key naming ``token`` first asked for: "new" for its first
+        use, "same" when it asked for the same then (a retry), "other" when it asked for
+        something else (the caller refuses the reuse).
 
         Called inside the transaction that makes the request's row: a request that
         fails rolls its record back with it, so a corrected retry may use the key again.
@@ -102,7 +103,9 @@ class IdempotencyKeyQuerySet(models.QuerySet):
         record, created = self.get_or_create(
             user=user, token=token, defaults={"fingerprint": fingerprint}
         )
-        return created or record.fingerprint == fingerprint
+        if created:
+            return "new"
+        return "same" if record.fingerprint == fingerprint else "other"
 
 
 class IdempotencyKey(models.Model):

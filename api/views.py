@@ -130,11 +130,14 @@ def once(request, make):
     if not key:
         return make(token)
     with transaction.atomic():
-        if not IdempotencyKey.objects.claim(request.user, token, inputs.fingerprint(request)):
+        use = IdempotencyKey.objects.claim(request.user, token, inputs.fingerprint(request))
+        if use == "other":
             raise KeyReused()
         response = make(token)
         if response.status_code >= 400:
             transaction.set_rollback(True)
+        elif use == "same":
+            response["Idempotent-Replayed"] = "true"
     return response
 
 

@@ -92,6 +92,7 @@ def test_the_same_key_and_body_replay_the_first_answer(member, endpoint):
         HTTP_IDEMPOTENCY_KEY="k1",
     )
     assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
     assert again.json()["id"] == first.json()["id"]
     assert made().count() == 1
     assert LedgerEntry.objects.filter(kind="hold").count() == 1

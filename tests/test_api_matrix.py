@@ -5,10 +5,13 @@ without a row here fails ``test_the_matrix_covers_every_api_url``.
 """
 
 import pytest
+from django.test import Client
+from django.urls import get_resolver, reverse
 
 from api.models import ApiToken
 from generations.models import Batch, Conversion, Generation, State
 from tests.api_support import *  # noqa: F403 (its fixtures)
+from tests.api_support import token_client
 from tests.test_reviews_support import make_finished
 
 pytestmark = pytest.mark.django_db
@@ -215,3 +218,37 @@ def _finished_concept(owner):
         file=ContentFile(png(), name="r.png"), format="png", width=256, height=256, bytes=100
     )
     return job
+
+
+def test_the_matrix_covers_every_api_url():
+    _, sub = get_resolver().namespace_dict["api"]
+    assert {f"api:{p.name}" for p in sub.url_patterns} == set(MATRIX)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_role_by_endpoint(world, name, role):
+    method, kwargs, body, expected = MATRIX[name]
+    user = world["users"][role]
+    if user is None:
+        client = Client()
+    elif name in ("api:tokens", "api:token-revoke"):
+        client = Client()
+        client.force_login(user)
+    else:
+        client = token_client(user, f"{role} matrix")
+    url = reverse(name, kwargs=kwargs(world))
+    if body == "pick":
+        image = world["concept"].images.get().pk
+        body = {"provider": "hunyuan_rapid", "image": image}
+    if body == "upload":
+        response = client.post(url, {"provider": "hunyuan_rapid", "images": [_image()]})
+    elif method == "post" and body is not None:
+        response = client.post(url, body, content_type="application/json")
+    else:
+        response = getattr(client, method)(url)
+    assert response.status_code == expected[role], (name, role, response.content[:300])
+    # The schema and docs answer in their own formats (YAML, HTML), errors included.
+    documents = ("api:tokens", "api:token-revoke", "api:schema", "api:docs")
+    if response.status_code >= 400 and name not in documents:
+        assert response["Content-Type"].startswith("application/json"), (name, role)
