@@ -17,7 +17,8 @@ are rasterised, and pixels shaded, in bounded slices, and a deadline is checked
 between them: a model that cannot be drawn in time gets no poster
 (``PosterUnavailable``), never a broken one. Draco-compressed geometry (the optimize
 step's output, ``KHR_draco_mesh_compression``) is decoded with DracoPy, Google's Draco
-decoder, one primitive whole at a time (at most ``DRACO_MAX_POINTS`` vertices); without
+decoder, one primitive whole at a time (at most ``DRACO_MAX_POINTS`` vertices: it is
+decoded whole, so larger ones would break the memory budget); without
 DracoPy, or for meshopt-compressed geometry (``EXT_meshopt_compression``: no maintained
 Python decoder exists), the model gets no poster and the page shows none. A PNG or
 WebP base-colour texture over ``TEXTURE_MAX_PIXELS`` is not decoded (whole, it would
@@ -57,10 +58,12 @@ AMBIENT, DIFFUSE = 0.38, 0.72
 # (DracoPy); meshopt is not (no maintained Python decoder).
 DRACO = "KHR_draco_mesh_compression"
 UNDECODED = {"EXT_meshopt_compression"}
-# A Draco primitive is decoded whole: above this many vertices (about 100 MB decoded with its
-# faces, normals and UVs) it is not, and the model gets no poster.
-DRACO_MAX_POINTS = 2_000_000
-DRACO_MAX_BYTES = 32 * 1024 * 1024  # and above this many compressed bytes
+# A Draco primitive is decoded whole, by DracoPy then into our arrays: about 165 bytes of
+# peak memory per vertex (tests/bench/bench_posters.py: +62.6 MB for 374k vertices with
+# normals and UVs). Above DRACO_MAX_POINTS (the pipeline's 64 MB), or above DRACO_MAX_BYTES
+# compressed (a count the file states may lie), it is not decoded: no poster.
+DRACO_MAX_POINTS = 380_000
+DRACO_MAX_BYTES = 16 * 1024 * 1024
 
 
 class PosterUnavailable(Exception):

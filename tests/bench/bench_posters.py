@@ -4,7 +4,9 @@ Each poster is drawn in a fresh child process, so nothing else shares its memory
 growth is the peak resident set while drawing minus the resident set right before
 (bench_memory.Growth). The models: a sandbox chair (20k faces, textured), the
 sandbox's largest model (200k faces), and bench_memory's real 200 MB GLB (a 3.7M-vertex
-grid, 7.3M faces, with normals, UVs and a 1024 px PNG texture). The target is the
+grid, 7.3M faces, with normals, UVs and a 1024 px PNG texture); then Draco-compressed
+ones, decoded whole per primitive: the 200k chair and a 374k-vertex grid with normals and
+UVs (just under posters.DRACO_MAX_POINTS, the most decoded at once). The target is the
 pipeline's: at most 64 MB growth, and well inside the poster's time box.
 
     .venv/bin/python tests/bench/bench_posters.py
@@ -55,10 +57,20 @@ def main():
             path.write_bytes(meshes.glb_bytes(scene))
             models[name] = path
         models["grid-200MB"] = write_real_glb(Path(tmp) / "grid-200MB.glb")
+        # Draco-compressed (the optimize step's output): each primitive is decoded whole.
+        from sandbox import draco
+
+        for name, source, size_mb in (("chair-200k", models["chair-200k"], None),
+                                      ("grid-0.37M", None, 20)):  # fmt: skip
+            if source is None:
+                source = write_real_glb(Path(tmp) / f"{name}.glb", size_mb=size_mb)
+            path = Path(tmp) / f"{name}-draco.glb"
+            path.write_bytes(draco.compress(source.read_bytes()))
+            models[f"{name}-draco"] = path
         for name, path in models.items():
             result = run_child(path)
             size = path.stat().st_size / 1024 / 1024
-            print(f"{name:<12} {size:6.1f} MB GLB: {result['seconds']:5.2f} s, "
+            print(f"{name:<16} {size:6.1f} MB GLB: {result['seconds']:5.2f} s, "
                   f"+{result['growth_mb']:5.1f} MB resident, PNG {result['png_bytes']:,} bytes"
                   f"{'' if result['hwm_reset'] else ' (peak not reset: an overestimate)'}")  # fmt: skip
 
