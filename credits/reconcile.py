@@ -23,7 +23,7 @@ from generations.ratelimit import effective_limit
 from generations.upstream import CODE_MESSAGES
 
 from .models import DriftAttribution, DriftNarrowing, LedgerEntry, WalletSnapshot
-from .spend import CONCEPT_NOTE, CONVERT, day_bounds, item_label, job_edition
+from .spend import CONVERT, day_bounds, item_label, job_edition
 
 WALLET_KINDS = [LedgerEntry.Kind.CHARGE, LedgerEntry.Kind.REFUND]
 
@@ -66,7 +66,7 @@ def intervals(limit=12):
     """The last ``limit`` intervals between snapshots, newest first.
 
     Query count: one for the snapshots, one for every interval's expected change,
-    four per drifting interval for its candidates (``_explain``).
+    three per drifting interval for its candidates (``_explain``).
     """
     snapshots = list(
         WalletSnapshot.objects.select_related("attribution__generation").order_by(
@@ -123,9 +123,10 @@ def candidates(since, until, limit=50):
     )
 
 
-# A job in NEEDS_ATTENTION whose submit's outcome is unknown keeps no submit time; it was
-# sent soon after it was asked for unless the queue was long. Asked for this long before
-# an interval began, it is not taken as an explanation of the interval's drift.
+# A job in NEEDS_ATTENTION whose submit's outcome is unknown keeps no submit time: it was
+# sent soon after it was asked for unless the queue was long, and a person was asked at
+# once or by the next sweep. Asked for this long before an interval began (and not sent
+# to a person within it), it is not taken as an explanation of the interval's drift.
 UNKNOWN_SUBMIT_AGE = timedelta(days=1)
 
 
@@ -133,39 +134,28 @@ def job_candidates(since, until, limit=50):
     """Concept jobs and upstream conversions or finishing steps that may explain a drift
     between ``since`` and ``until``, as ``candidates`` for generations: those our ledger
     charged in the window, and those whose submit's outcome is unknown (a person is asked;
-    never marked submitted, so never charged by us) asked for before the window ended
-    (and at most UNKNOWN_SUBMIT_AGE before it began). Each has ``what`` and ``who``: what
-    it is in words, and whose credits it spent."""
-    unknown = Q(
-        state=State.NEEDS_ATTENTION,
-        upstream_task_id="",
-        created_at__gt=since - UNKNOWN_SUBMIT_AGE,
-        created_at__lte=until,
+    never marked submitted, so never charged by us) asked for or sent to a person around
+    the window. Each has ``what`` and ``who``: what it is in words, and whose credits."""
+    charged = Q(
+        ledger__kind=LedgerEntry.Kind.CHARGE,
+        ledger__created_at__gt=since,
+        ledger__created_at__lte=until,
     )
-    # A concept job's entries name it in their note (the ledger has no column for it).
-    notes = LedgerEntry.objects.filter(
-        kind=LedgerEntry.Kind.CHARGE,
-        generation=None,
-        conversion=None,
-        created_at__gt=since,
-        created_at__lte=until,
-    ).values_list("note", flat=True)[:limit]
-    charged = {int(match.group(1)) for match in map(CONCEPT_NOTE.match, notes) if match}
+    unknown = Q(state=State.NEEDS_ATTENTION, upstream_task_id="") & (
+        Q(created_at__gt=since - UNKNOWN_SUBMIT_AGE, created_at__lte=until)
+        | Q(attention_since__gt=since, attention_since__lte=until)
+    )
     concepts = list(
-        ConceptJob.objects.filter(Q(pk__in=charged) | unknown)
+        ConceptJob.objects.filter(charged | unknown)
         .select_related("owner")
+        .distinct()
         .order_by("-id")[:limit]
     )
     for job in concepts:
         job.what = f"concept job #{job.pk} on {item_label(job.image_model)}"
         job.who = job.owner.get_username()
-    charged_steps = Q(
-        ledger__kind=LedgerEntry.Kind.CHARGE,
-        ledger__created_at__gt=since,
-        ledger__created_at__lte=until,
-    )
     conversions = list(
-        Conversion.objects.filter(Q(via=Conversion.Via.UPSTREAM) & (charged_steps | unknown))
+        Conversion.objects.filter(Q(via=Conversion.Via.UPSTREAM) & (charged | unknown))
         .select_related("generation__owner")
         .distinct()
         .order_by("-id")[:limit]

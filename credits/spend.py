@@ -6,7 +6,6 @@ are served by an index created in ``credits/migrations/0002``, and the finished
 generations are counted from ``generation_final_idx`` (index only).
 """
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -27,8 +26,6 @@ KINDS = [kind for kind, _ in LedgerEntry.Kind.choices]
 # (Conversion._ledger); the rollups' edition says which (rollups.edition_of).
 CONVERT = "convert"
 STEP_LABELS = dict(Conversion.Kind.choices)
-# A concept job's entries name it in their note (ConceptJob._ledger).
-CONCEPT_NOTE = re.compile(r"^concept job (\d+):")
 
 
 def day_bounds(start, end):
@@ -275,7 +272,7 @@ def report(start, end, user=None, provider="", top=10):
             "amount",
             "created_at",
             "provider",
-            "note",
+            "concept_job_id",
             "generation__provider",
             "generation__edition",
             "generation__state",
@@ -294,8 +291,6 @@ def report(start, end, user=None, provider="", top=10):
         else:
             edition = entry.generation.edition if entry.generation_id else ""
             entry.what = f"{item_label(entry.provider)} {edition}".strip()
-        concept = CONCEPT_NOTE.match(entry.note) if entry.provider in IMAGE_MODELS else None
-        entry.concept_job_id = int(concept.group(1)) if concept else None
 
     finished = Generation.objects.filter(
         state=State.FINISHED, finished_at__gte=since, finished_at__lt=until

@@ -113,12 +113,16 @@ def test_a_concept_job_whose_submit_is_unknown_keeps_the_drift_from_a_generation
     unknown = concept_job(member, 3, state=State.NEEDS_ATTENTION)
     answered = concept_job(member, 4, state=State.NEEDS_ATTENTION, upstream_task_id="t-1")
     stale = concept_job(member, -2 * 24 * 60, state=State.NEEDS_ATTENTION)  # two days before
+    # Queued for two days, sent and lost at 6: a person was asked inside the interval.
+    queued_long = concept_job(
+        member, -2 * 24 * 60, state=State.NEEDS_ATTENTION, attention_since=at(6)
+    )
     snapshot("865.00", 10)  # the upstream took the image job's 100 too
     (interval,) = reconcile.intervals()
     assert interval.drift == Decimal("-100.00")
     assert [g.pk for g in interval.candidates] == [charged.pk]
-    assert [job.pk for job in interval.jobs] == [unknown.pk]
-    assert interval.jobs[0].what == f"concept job #{unknown.pk} on Gemini 3 Pro (concept images)"
+    assert [job.pk for job in interval.jobs] == [queued_long.pk, unknown.pk]
+    assert interval.jobs[1].what == f"concept job #{unknown.pk} on Gemini 3 Pro (concept images)"
     assert interval.attributed is None  # never tied to the generation
     assert {answered.pk, stale.pk}.isdisjoint(job.pk for job in interval.jobs)
 
@@ -131,6 +135,7 @@ def test_charged_concept_jobs_and_steps_are_named_with_a_drift(member):
         user=member,
         amount=-100,
         provider="gemini_3_pro",
+        concept_job=concept,
         note=f"concept job {concept.pk}: image task t-2",
         created_at=at(2),
     )
