@@ -22,7 +22,7 @@ from PIL import Image, ImageColor
 from trimesh.visual.material import PBRMaterial
 from trimesh.visual.texture import TextureVisuals
 
-from sandbox import images, meshes, video
+from sandbox import draco, images, meshes, video
 
 _build_locks = {}
 _build_locks_guard = threading.Lock()
@@ -225,7 +225,8 @@ class Build:
 
     def make_optimize(self, result):
         low = self.options.get("preset") == "low"
-        return meshes.glb_bytes(simplified(self.scene, 40 if low else 80, texture_side=256))
+        data = meshes.glb_bytes(simplified(self.scene, 40 if low else 80, texture_side=256))
+        return draco.compress(data) if self.options.get("draco") else data
 
     def make_repair(self, result):
         scene = self.scene

@@ -123,16 +123,21 @@ def compress(data, quantization_bits=14):
             for name in list(names):
                 if name not in attributes:
                     del names[name]  # not carried by the compressed geometry
-            for index in [*names.values(), prim.get("indices")]:
-                if index is not None:
-                    accessor = document["accessors"][index]
-                    accessor.pop("bufferView", None)
-                    accessor.pop("byteOffset", None)
             if prim.get("indices") is None:
-                document["accessors"].append(
-                    {"componentType": 5125, "count": faces.size, "type": "SCALAR"}
-                )
+                document["accessors"].append({"componentType": 5125, "type": "SCALAR"})
                 prim["indices"] = len(document["accessors"]) - 1
+            # The extension's accessors describe the decoded data: Draco may split or merge
+            # vertices and quantises positions, so counts and bounds are the decoded ones.
+            points = np.asarray(decoded.points)
+            for index in [*names.values(), prim["indices"]]:
+                accessor = document["accessors"][index]
+                accessor.pop("bufferView", None)
+                accessor.pop("byteOffset", None)
+                accessor["count"] = len(points)
+            document["accessors"][prim["indices"]]["count"] = int(np.asarray(decoded.faces).size)
+            bounds = document["accessors"][names["POSITION"]]
+            bounds["min"] = points.min(axis=0).tolist()
+            bounds["max"] = points.max(axis=0).tolist()
             colour = names.get("COLOR_0")
             if colour is not None:  # now unsigned bytes, normalised, RGB
                 document["accessors"][colour].update(

@@ -50,6 +50,10 @@ Keys:
                           "metadata": ...} (no `asset` key); the thumbnail is a 256 px PNG
                           of that result, downloadable like the result (same signing and
                           expiry). An item without a file has asset_url and thumbnail null.
+  draco_optimize          true: optimize answers a Draco-compressed GLB (sandbox/draco.py),
+                          as the upstream's does; off by default, because the sandbox's own
+                          tools read models with trimesh, which cannot decode Draco (a
+                          render of the optimized version would fail). Fixed at submit.
 
 Every fault that concerns tasks or files reaches every endpoint (3D generation, images,
 texturing, remeshing, tools, the miniature flow): failed and refunded, FINISHED without
@@ -100,7 +104,7 @@ _NUMBERS = {
     "asset_drip_kbps",
 }
 _COUNTS = {"submit_5xx_next", "status_5xx_next", "force_429_next", "null_asset_polls"}
-_FLAGS = {"corrupt_asset", "truncated_asset", "old_status_shape"}
+_FLAGS = {"corrupt_asset", "truncated_asset", "old_status_shape", "draco_optimize"}
 KNOWN = _NUMBERS | _COUNTS | _FLAGS
 KNOWN |= {"drop_after_receive", "malformed", "asset_host", "retry_after_mode", "durations"}
 KNOWN |= {"quirks", "echo_authorization"}

@@ -544,6 +544,8 @@ class SandboxServer:
             elif null_roll < rates["null_asset_rate"]:
                 null_polls = null_count
 
+        if job.provider == "optimize" and plan.get("draco_optimize"):
+            job.options["draco"] = True
         task_id = str(uuid.uuid4())
         task_dir = self.task_dir(task_id)
         task_dir.mkdir(parents=True, exist_ok=True)

@@ -195,3 +195,35 @@ def test_a_draco_model_still_not_drawable_shows_its_plain_tile_and_nothing_broke
     assert tile.startswith('-empty" aria-hidden="true">Text')
     for word in ("Draco", "decode", "error", "broken", "failed"):
         assert word not in results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_optimize_step_answered_in_draco_gets_a_drawn_poster_through_the_pipeline(
+    sandbox_server, member, monkeypatch
+):
+    from generations import tasks
+    from generations.models import State
+    from tests.sandbox_control import set_faults
+    from tests.test_finishing_pipeline import ask, run
+    from tests.test_pipeline import drive, queue
+
+    for task in (
+        tasks.submit_generation,
+        tasks.poll_generation,
+        tasks.ingest_generation,
+        tasks.submit_conversion,
+        tasks.poll_conversion,
+        tasks.render_poster,
+    ):
+        monkeypatch.setattr(task, "delay", task)
+    source = drive(queue(member, "a blue vase"))
+    set_faults(sandbox_server, {"draco_optimize": True})  # as the upstream's optimize answers
+    job = run(ask(source, "optimize", {"preset": "low"}))
+    assert job.state == State.FINISHED, job.failure_reason
+    model = job.result.glb_asset
+    with model.file.open("rb") as fh:
+        document, _ = draco.read_glb(fh.read())
+    assert document["extensionsRequired"] == [draco.EXTENSION]
+    assert model.facts["faces"] > 0 and posters.FAILED not in model.facts
+    poster = job.result.assets.get(role=Asset.Role.THUMBNAIL)
+    assert poster.original_name == posters.POSTER_NAME  # drawn here, not an upstream still

@@ -445,6 +445,39 @@ def test_optimize_takes_only_multipart_and_gives_a_smaller_glb(shared, glb):
     assert not_glb.json()["detail"].startswith("model_file: ")
 
 
+def test_optimize_answers_draco_compressed_geometry_when_the_plan_asks(shared, glb):
+    import json
+    import struct
+
+    import DracoPy
+
+    shared.faults({"draco_optimize": True})
+    try:
+        files = {"model_file": ("big.glb", glb[1])}
+        _, [result] = finished(shared, upload(shared, "/v1/tools/optimize/", files))
+    finally:
+        shared.faults({})
+    data = shared.download(result["asset"]).content
+    length = struct.unpack_from("<I", data, 12)[0]
+    document = json.loads(data[20 : 20 + length])
+    assert document["extensionsRequired"] == ["KHR_draco_mesh_compression"]
+    binary = data[20 + length + 8 :]
+    faces = 0
+    for mesh in document["meshes"]:
+        for prim in mesh["primitives"]:
+            compressed = prim["extensions"]["KHR_draco_mesh_compression"]
+            view = document["bufferViews"][compressed["bufferView"]]
+            start = view.get("byteOffset", 0)
+            decoded = DracoPy.decode(binary[start : start + view["byteLength"]])
+            position = decoded.get_attribute_by_unique_id(compressed["attributes"]["POSITION"])
+            assert (
+                len(position["data"])
+                == document["accessors"][prim["attributes"]["POSITION"]]["count"]
+            )
+            faces += len(decoded.faces)
+    assert faces > 10
+
+
 def test_bake_texture_gives_a_glb(shared, glb):
     body = {"original_url": glb[0], "retopo_url": "https://e.com/low.obj?sig=1"}
     task_id, [result] = finished(shared, shared.post("/v1/tools/bake-texture/", body))
