@@ -52,7 +52,8 @@ class StudioCollector:
         )
         yield GaugeMetricFamily(
             "studio_needs_attention",
-            "Generations waiting for a person.",
+            "Upstream jobs waiting for a person: generations, conversions, finishing steps "
+            "and concept jobs (the attention page's rows).",
             value=figures.needs_attention,
         )
         age = figures.oldest_waiting_age

@@ -14,7 +14,13 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from credits.models import WalletSnapshot
-from generations.models import IN_FLIGHT_STATES, Generation, State
+from generations.models import (
+    IN_FLIGHT_STATES,
+    ConceptJob,
+    Conversion,
+    Generation,
+    State,
+)
 from generations.ratelimit import effective_limit, get_limiter
 
 from .models import Heartbeat
@@ -66,6 +72,8 @@ class Status:
     now: datetime
     by_state: dict = field(default_factory=dict)  # state -> count (in flight + attention)
     oldest_by_state: dict = field(default_factory=dict)  # state -> created_at
+    # Conversions, finishing steps and concept jobs waiting for a person.
+    jobs_needing_attention: int = 0
     broker_queue: int | None = None
     rate: RateBudget | None = None
     wallet: WalletSnapshot | None = None
@@ -84,8 +92,13 @@ class Status:
         return sum(self.by_state.get(s, 0) for s in IN_FLIGHT_STATES)
 
     @property
-    def needs_attention(self):
+    def generations_needing_attention(self):
         return self.by_state.get(State.NEEDS_ATTENTION, 0)
+
+    @property
+    def needs_attention(self):
+        """Everything the attention page lists: generations and the other upstream jobs."""
+        return self.generations_needing_attention + self.jobs_needing_attention
 
     @property
     def oldest_waiting(self):
@@ -156,6 +169,11 @@ def gather(now=None):
     for row in rows:
         status.by_state[row["state"]] = row["n"]
         status.oldest_by_state[row["state"]] = row["oldest"]
+    conversions, concept_jobs = (
+        model.objects.filter(state=State.NEEDS_ATTENTION).order_by().values("pk")
+        for model in (Conversion, ConceptJob)
+    )
+    status.jobs_needing_attention = conversions.union(concept_jobs, all=True).count()
     status.wallet = WalletSnapshot.objects.order_by("-fetched_at").first()
     status.beats = heartbeats(now)
     try:

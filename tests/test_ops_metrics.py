@@ -11,6 +11,7 @@ from django.utils import timezone
 from credits.models import WalletSnapshot
 from generations.models import Generation, State
 from ops import heartbeat
+from tests.test_ops_status import stuck_jobs
 
 pytestmark = pytest.mark.django_db
 URL = reverse("ops:metrics")
@@ -89,6 +90,7 @@ def test_the_gauges_count_the_seeded_rows(client, token, member, redis_limiter, 
                 state=state,
                 created_at=now - timedelta(minutes=10),
             )
+    stuck_jobs(member)  # a finishing step and a concept job waiting, one of each finished
     WalletSnapshot.objects.create(balance=Decimal("777.25"), rate_limit=3)
     heartbeat.beat("dispatcher")
     redis_limiter.acquire()
@@ -97,7 +99,7 @@ def test_the_gauges_count_the_seeded_rows(client, token, member, redis_limiter, 
     text = scrape(client)
 
     assert sample(text, "studio_queue_length") == 3
-    assert sample(text, "studio_needs_attention") == 4
+    assert sample(text, "studio_needs_attention") == 6
     assert sample(text, "studio_generations", '{state="queued"}') == 3
     assert sample(text, "studio_generations", '{state="pending"}') == 2
     assert sample(text, "studio_generations", '{state="in_progress"}') == 0

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from credits.models import WalletSnapshot
 from generations import tasks
-from generations.models import Generation, State
+from generations.models import ConceptJob, Conversion, Generation, State
 from ops import heartbeat
 from ops.models import Heartbeat
 
@@ -28,6 +28,28 @@ def make_generation(owner, state, age=timedelta(0)):
     )
 
 
+def stuck_jobs(owner):
+    """A finishing step and a concept job waiting for a person, and one of each finished."""
+    source = make_generation(owner, State.FINISHED)
+    for state in (State.NEEDS_ATTENTION, State.FINISHED):
+        Conversion.objects.create(
+            generation=source,
+            requested_by=owner,
+            kind="remesh",
+            output_format="glb",
+            via=Conversion.Via.UPSTREAM,
+            state=state,
+            credit_estimate=10,
+        )
+        ConceptJob.objects.create(
+            owner=owner,
+            image_model="gemini_3_pro",
+            prompt="a lamp",
+            credit_estimate=10,
+            state=state,
+        )
+
+
 @pytest.fixture
 def seeded(member, redis_limiter):
     make_generation(member, State.QUEUED, timedelta(minutes=5))
@@ -36,6 +58,7 @@ def seeded(member, redis_limiter):
     make_generation(member, State.IN_PROGRESS)
     make_generation(member, State.NEEDS_ATTENTION)
     make_generation(member, State.FINISHED, timedelta(days=3))
+    stuck_jobs(member)
     WalletSnapshot.objects.create(balance=Decimal("1234.50"), rate_limit=3)
     heartbeat.beat("dispatcher")
     Heartbeat.objects.create(name="sweep", beat_at=timezone.now() - timedelta(hours=1))
@@ -76,7 +99,7 @@ def test_it_shows_queue_states_wallet_rate_and_heartbeats(
     assert '<td id="ops-state-in_progress">1</td>' in html
     assert '<td id="ops-state-ingesting">0</td>' in html
     assert reverse("generations:attention") in html
-    assert ">1 generation</a>" in html
+    assert ">3 waiting</a> (1 generation, 2 other jobs)" in html
     assert "2\xa0hours" in html  # the oldest waiting: the pending one, not the finished one
     assert "1 / 3 requests used" in html
     assert "1234.50 credits" in html
@@ -108,11 +131,11 @@ def test_its_query_count_does_not_grow_with_rows(
 ):
     client.force_login(admin_user)
     client.get(URL)
-    # Ours: generations by state (one GROUP BY), the latest wallet snapshot, the
-    # heartbeats. The rest is every page's (the session comes from the cache): the user,
+    # Ours: generations by state (one GROUP BY), the other jobs waiting for a person (one
+    # UNION count), the latest wallet snapshot, the heartbeats. The rest is every page's (the session comes from the cache): the user,
     # their own and their groups' permissions, the open alerts. The navigation's counts
     # and the budget banner are cached fragments until the data changes.
-    with django_assert_num_queries(7) as captured:
+    with django_assert_num_queries(8) as captured:
         client.get(URL)
     count = len(captured.captured_queries)
     for _ in range(20):
