@@ -13,6 +13,7 @@ from django.urls import reverse
 from generations import posters
 from generations.models import Asset
 from sandbox import draco
+from tests.test_finishing_pipeline import inline_tasks  # noqa: F401 - a fixture
 from tests.test_posters import chair_glb, dense_sphere_glb, draw, opaque  # noqa: F401
 from tests.test_posters_pages import logged_in
 from tests.test_reviews_support import fast_passwords, make_finished, media  # noqa: F401
@@ -199,7 +200,10 @@ def test_a_draco_model_still_not_drawable_shows_its_plain_tile_and_nothing_broke
 
 @pytest.mark.django_db(transaction=True)
 def test_an_optimize_step_answered_in_draco_gets_a_drawn_poster_through_the_pipeline(
-    sandbox_server, member, monkeypatch
+    sandbox_server,
+    inline_tasks,  # noqa: F811
+    member,
+    monkeypatch,
 ):
     from generations import tasks
     from generations.models import State
@@ -207,15 +211,7 @@ def test_an_optimize_step_answered_in_draco_gets_a_drawn_poster_through_the_pipe
     from tests.test_finishing_pipeline import ask, run
     from tests.test_pipeline import drive, queue
 
-    for task in (
-        tasks.submit_generation,
-        tasks.poll_generation,
-        tasks.ingest_generation,
-        tasks.submit_conversion,
-        tasks.poll_conversion,
-        tasks.render_poster,
-    ):
-        monkeypatch.setattr(task, "delay", task)
+    monkeypatch.setattr(tasks.render_poster, "delay", tasks.render_poster)
     source = drive(queue(member, "a blue vase"))
     set_faults(sandbox_server, {"draco_optimize": True})  # as the upstream's optimize answers
     job = run(ask(source, "optimize", {"preset": "low"}))
