@@ -336,9 +336,10 @@ def ledger_rows(start, end, user=None, provider=""):
         "conversion_id",
         "amount",
         "note",
-        # For the last column, what was paid for in words (item_label).
+        # For the columns after these: what was paid for in words (csv_item), the concept job.
         "conversion__kind",
         "conversion__output_format",
+        "concept_job_id",
     )
 
 

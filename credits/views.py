@@ -69,9 +69,11 @@ CSV_HEADER = [
     "conversion",
     "amount",
     "note",
-    # What was paid for, in words: "Hunyuan 3D Pro", "Gemini 3 Pro (concept images)",
-    # "Remesh", "Convert to FBX" (spend.item_label). Last, so earlier columns keep their place.
+    # Added after the columns above, which keep their place: what was paid for, in words
+    # ("Hunyuan 3D Pro", "Gemini 3 Pro (concept images)", "Remesh", "Convert to FBX":
+    # spend.item_label), and the concept job an entry is for.
     "item",
+    "concept_job",
 ]
 
 
@@ -97,7 +99,7 @@ def ledger_csv(request):
             values[5] = values[5] or ""
             values[6] = values[6] or ""
             values[7] = values[7] or ""
-            yield writer.writerow([*values, spend.csv_item(row)])
+            yield writer.writerow([*values, spend.csv_item(row), row[12] or ""])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="ledger-{start}-to-{end}.csv"'

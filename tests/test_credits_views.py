@@ -223,6 +223,7 @@ def test_the_csv_export_lists_the_filtered_ledger(admin_client, member, second_m
         "amount",
         "note",
         "item",
+        "concept_job",
     ]
     assert [(r[2], r[3], r[4], r[5], r[6], r[8], r[9], r[10]) for r in rows[1:]] == [
         ("hold", "member", "hunyuan_pro", "3.0", str(generation.pk), "-60", "", "Hunyuan 3D Pro"),

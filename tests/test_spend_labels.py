@@ -155,15 +155,15 @@ def test_the_filter_takes_an_image_model_or_the_steps_and_says_which(admin_clien
 def test_the_csv_export_says_what_each_entry_paid_for(admin_client, mixed):
     response = admin_client.get(reverse("credits:ledger-csv"))
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][-1] == "item"
-    charges = {(row[4], row[7] != "", row[10]) for row in rows[1:] if row[2] == "charge"}
+    assert rows[0][-2:] == ["item", "concept_job"]
+    charges = {(row[4], row[7] != "", row[10], row[11]) for row in rows[1:] if row[2] == "charge"}
     assert charges == {
-        ("hunyuan_pro", False, "Hunyuan 3D Pro"),
-        ("gemini_3_pro", False, "Gemini 3 Pro (concept images)"),
-        ("gemini_25_flash", False, "Gemini 2.5 Flash (concept images)"),
-        ("convert", True, "Remesh"),
-        ("convert", True, "Texture edit"),
-        ("convert", True, "Convert to FBX"),
+        ("hunyuan_pro", False, "Hunyuan 3D Pro", ""),
+        ("gemini_3_pro", False, "Gemini 3 Pro (concept images)", str(mixed["concept"].pk)),
+        ("gemini_25_flash", False, "Gemini 2.5 Flash (concept images)", str(mixed["flash"].pk)),
+        ("convert", True, "Remesh", ""),
+        ("convert", True, "Texture edit", ""),
+        ("convert", True, "Convert to FBX", ""),
     }
 
 
