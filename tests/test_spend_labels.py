@@ -201,3 +201,29 @@ def test_the_rollup_rebuild_tells_the_steps_apart_as_each_entry_did(mixed):
     with connection.cursor() as cursor:
         rebuild_postgresql(cursor)
     assert rows() == recorded
+
+
+def test_the_migration_splits_rollups_recorded_before_steps_were_told_apart(member, mixed):
+    """credits 0012 on rows as the rollups kept them before: one "convert" group."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("credits.migrations.0012_rollups_tell_conversions_and_steps_apart")
+
+    def rows():
+        return sorted(
+            SpendRollup.objects.filter(entries__gt=0).values_list(
+                "grain", "key", "day", "kind", "scope", "user", "provider", "edition", "amount",
+                "entries",
+            )
+        )  # fmt: skip
+
+    recorded = rows()
+    migration.put_together(apps, None)
+    together = rows()
+    editions = {(r[6], r[7]) for r in together if r[6] == "convert"}
+    assert editions == {("convert", "")}
+    assert sum(r[8] for r in together if r[4] == "p") == sum(r[8] for r in recorded if r[4] == "p")
+    migration.split_by_step(apps, None)
+    assert rows() == recorded
