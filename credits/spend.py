@@ -230,7 +230,7 @@ def item_label(provider, edition=""):
     if provider == CONVERT:
         if edition in STEP_LABELS and edition != Conversion.Kind.CONVERT:
             return STEP_LABELS[edition]
-        # Entries rolled up before the steps were told apart have no edition.
+        # A "convert" entry without its conversion has no edition (credits 0012).
         return f"Convert to {edition.upper()}" if edition else "Conversions and finishing steps"
     return "No provider (adjustments)" if provider == "" else provider
 
