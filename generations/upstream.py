@@ -302,7 +302,13 @@ class UpstreamClient:
                 (name, ("true" if value else "false") if isinstance(value, bool) else str(value))
                 for name, value in body.items()
             ]
-            handle, size = open_file()
+            try:
+                handle, size = open_file()
+            except OSError as exc:  # a stored file gone or unreadable: nothing was sent
+                raise Rejected(
+                    f"Our stored copy of the file could not be read ({type(exc).__name__}); "
+                    "nothing was sent."
+                ) from exc
             stream = _Sized(handle, size)
             try:
                 part = (filename, stream, "application/octet-stream")

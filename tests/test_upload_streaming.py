@@ -108,8 +108,8 @@ def test_an_upload_answer_that_echoes_the_key_is_redacted(canned, upstream):
 @pytest.mark.django_db(transaction=True)
 def test_build_hands_the_client_an_opener_of_our_stored_model_not_its_bytes(
     sandbox_server,
-    inline_tasks,
-    member,  # noqa: F811 - the fixture imported above
+    inline_tasks,  # noqa: F811 - the fixture imported above
+    member,
 ):
     from tests.test_finishing_pipeline import ask
     from tests.test_pipeline import drive, queue
@@ -127,3 +127,15 @@ def test_build_hands_the_client_an_opener_of_our_stored_model_not_its_bytes(
     with handle:
         assert size == source.glb_asset.bytes
         assert handle.read(4) == b"glTF"
+
+
+def test_a_stored_file_that_cannot_be_opened_is_refused_before_anything_is_sent(canned, upstream):
+    canned.answer(200, {"task_id": "never"})
+
+    def missing():
+        raise FileNotFoundError("/srv/media/assets/7/secret-path.glb")
+
+    with pytest.raises(Rejected, match="could not be read \\(FileNotFoundError\\)") as refused:
+        upstream.submit("/v1/tools/repair/", {}, upload=("model_file", "m.glb", missing))
+    assert "secret-path" not in refused.value.message  # no storage path on the page
+    assert canned.requests == []
