@@ -9,12 +9,12 @@ standing in for what it lacks (``complete``).
 """
 
 import copy
+import time
 
-from asgiref.local import Local
-from django.core.signals import request_finished, request_started
 from django.db import IntegrityError, transaction
 
 from generations.catalogue import PRICE_TABLE
+from studio_dashboard import dataversion
 
 from .models import PriceTable
 
@@ -71,23 +71,13 @@ def complete(table):
     return full
 
 
-# The prices in force are read once a request: a page that prices several things (the
-# five finishing forms of a model) reads the table once, and a form post prices what it
-# holds with the same read. Only within a web request (Django's request signals set and
-# clear it): a worker's task, or code outside a request, reads the table every time.
-_request = Local()
-
-
-def _request_started(**kwargs):
-    _request.prices = {}
-
-
-def _request_finished(**kwargs):
-    _request.prices = None
-
-
-request_started.connect(_request_started, dispatch_uid="credits.prices.request_started")
-request_finished.connect(_request_finished, dispatch_uid="credits.prices.request_finished")
+# The prices in force, kept in this process under the data version (studio_dashboard/
+# dataversion.py, bumped when any row changes, a published table included, in every
+# process at its commit): a page that prices several things (the five finishing forms of
+# a model) reads the table once while nothing changes. Without the cache (Redis away) the
+# table is read every time; what a lost bump hides is read again after MEMO_SECONDS.
+MEMO_SECONDS = 60
+_memo = {}  # {data version: (time read, (version, table))}, the newest only
 
 
 def active():
@@ -98,13 +88,15 @@ def active():
     catalogue's defaults, so the version's figures stand and the table is complete.
     Callers must not change the table they are given.
     """
-    memo = getattr(_request, "prices", None)
-    if memo is not None and "active" in memo:
-        return memo["active"]
+    key = dataversion.current()
+    kept = _memo.get(key) if key is not None else None
+    if kept is not None and time.monotonic() - kept[0] < MEMO_SECONDS:
+        return kept[1]
     row = PriceTable.objects.active()
     found = (None, PRICE_TABLE) if row is None else (row.version, complete(row.table))
-    if memo is not None:
-        memo["active"] = found
+    if key is not None:
+        _memo.clear()
+        _memo[key] = (time.monotonic(), found)
     return found
 
 
@@ -123,8 +115,6 @@ def publish(table, user=None, note=""):
                 )
         except IntegrityError:
             continue  # another admin published this number first: take the next
-        if getattr(_request, "prices", None):
-            _request.prices = {}  # this request's later reads see the new version
         _audit(user, row)
         return row
     raise RuntimeError("Could not pick a price table version number")

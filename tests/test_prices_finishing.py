@@ -200,10 +200,10 @@ def test_the_concept_forms_cost_is_the_tables_and_the_hold_is_the_same(
     assert [(e.kind, e.amount) for e in LedgerEntry.objects.all()] == [("hold", -66)]
 
 
-# --- read once a request ---------------------------------------------------------------------
+# --- read once while nothing changes --------------------------------------------------------
 
 
-def test_the_page_reads_the_table_once_for_every_form_and_the_next_request_again(
+def test_the_page_reads_the_table_once_for_every_form_and_a_new_version_at_once(
     member_client, member, media
 ):
     from django.db import connection
@@ -214,14 +214,33 @@ def test_the_page_reads_the_table_once_for_every_form_and_the_next_request_again
         page = member_client.get(url("detail", generation)).content.decode()
     assert "Repair · from 60 credits" in page
     assert sum('FROM "credits_pricetable"' in q["sql"] for q in queries) == 1
-    # Published by another process meanwhile: the next request reads it.
+    # Published by another process meanwhile (its commit bumps the data version).
     PriceTable.objects.create(version=1, table=changed(("finishing", "repair", "base"), 65))
     assert (
         "Repair · from 65 credits" in member_client.get(url("detail", generation)).content.decode()
     )
+    assert finishing.price("repair", {}) == 65
 
 
-def test_outside_a_request_every_price_reads_the_table_in_force():
+def test_a_version_the_data_version_missed_is_read_within_a_minute(monkeypatch):
+    from credits import prices as module
+
     assert finishing.price("optimize", {}) == 10
-    PriceTable.objects.create(version=1, table=changed(("finishing", "optimize"), 11))
+    # bulk_create sends no post_save: as if the bump was lost while Redis was away.
+    PriceTable.objects.bulk_create(
+        [PriceTable(version=1, table=changed(("finishing", "optimize"), 11))]
+    )
+    assert finishing.price("optimize", {}) == 10
+    monkeypatch.setattr(module, "MEMO_SECONDS", 0)  # a minute later
     assert finishing.price("optimize", {}) == 11
+
+
+def test_without_the_cache_every_price_reads_the_table(monkeypatch):
+    from studio_dashboard import dataversion
+
+    monkeypatch.setattr(dataversion, "current", lambda: None)  # Redis away
+    assert finishing.price("optimize", {}) == 10
+    PriceTable.objects.bulk_create(
+        [PriceTable(version=1, table=changed(("finishing", "optimize"), 12))]
+    )
+    assert finishing.price("optimize", {}) == 12
