@@ -469,7 +469,7 @@ class RenderForm(FinishForm):
     kind = "render"
     output = forms.ChoiceField(
         label="As",
-        choices=[("image", "Images"), ("video", "Turntable animation (GIF, 20 credits)")],
+        choices=[("image", "Images"), ("video", "Turntable video")],
         initial="image",
     )
     angle = forms.ChoiceField(
@@ -481,9 +481,9 @@ class RenderForm(FinishForm):
             ("right", "Right still"),
             ("top", "Top still"),
             ("isometric", "Isometric still"),
-            ("turntable_4", "Turntable, 4 frames (20 credits)"),
-            ("turntable_8", "Turntable, 8 frames (20 credits)"),
-            ("turntable_12", "Turntable, 12 frames (20 credits)"),
+            ("turntable_4", "Turntable, 4 frames"),
+            ("turntable_8", "Turntable, 8 frames"),
+            ("turntable_12", "Turntable, 12 frames"),
         ],
         initial="3/4",
     )

@@ -69,6 +69,8 @@ CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "webp": "image/webp",
     "gif": "image/gif",
+    "mp4": "video/mp4",
+    "webm": "video/webm",
 }
 
 

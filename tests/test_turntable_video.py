@@ -159,6 +159,7 @@ def test_a_video_render_becomes_the_versions_turntable_with_the_poster_beside_it
     assert f'<video src="{video_url}" autoplay loop muted playsinline' in body
     assert f'poster="{poster_url(version)}"' in body
     served = logged_in(source.owner).get(video_url)
+    assert served["Content-Type"] == "video/mp4"  # nosniff: the type must be the true one
     assert b"".join(served.streaming_content) == TURNTABLE_MP4
 
 

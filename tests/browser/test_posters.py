@@ -51,9 +51,21 @@ def add_turntable(generation, data):
     )
 
 
-def shown(locator):
-    """Whether the browser fetched and decoded the picture."""
-    return locator.evaluate("img => img.complete && img.naturalWidth > 0")
+def shown(locator, timeout=10_000):
+    """Whether the browser fetched and decoded the picture (within ``timeout`` ms: the
+    pictures load lazily, once scrolled into view)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    locator.scroll_into_view_if_needed()
+    try:
+        locator.page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0",
+            arg=locator.element_handle(),
+            timeout=timeout,
+        )
+    except PlaywrightTimeout:
+        return False
+    return True
 
 
 def test_the_list_queue_and_library_show_every_models_picture(
@@ -88,7 +100,6 @@ def test_the_list_queue_and_library_show_every_models_picture(
     assert pictures.count() == 4
     assert page.locator(".thumb-empty").count() == 0  # no grey "Text" tile
     for i in range(4):
-        pictures.nth(i).scroll_into_view_if_needed()
         assert shown(pictures.nth(i))
     screenshot(page, "posters-list")
 
