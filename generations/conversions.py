@@ -32,7 +32,7 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import ingest
+from . import glbfacts, ingest
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,16 @@ def convert_locally(generation, fmt, user, existing=None):
         conversion = existing
     try:
         with generation.glb_asset.file.open("rb") as fh:
-            data = export(fh.read(), fmt)
+            source = fh.read()
+        compressed = glbfacts.compression(source)
+        if compressed:
+            conversion.mark_failed(
+                f"This version's geometry is {compressed[0]}-compressed (as Optimize for the "
+                f"web makes it), which the converter here cannot read, so it cannot become "
+                f"{fmt.upper()}. Convert the version it was made from instead."
+            )
+            return conversion
+        data = export(source, fmt)
     except Exception as exc:  # noqa: BLE001 - trimesh fails in many ways; the member sees one
         log.warning("generation %s: local %s conversion failed: %r", generation.pk, fmt, exc)
         conversion.mark_failed(f"The model could not be converted to {fmt.upper()}.")

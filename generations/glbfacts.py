@@ -77,6 +77,25 @@ def glb_facts(path: Path) -> dict:
         }
 
 
+# Geometry compression a reader must decode before it can see any vertex.
+COMPRESSION = {
+    "KHR_draco_mesh_compression": "Draco",
+    "EXT_meshopt_compression": "meshopt",
+    "KHR_meshopt_compression": "meshopt",
+}
+
+
+def compression(data: bytes) -> list:
+    """The names of the geometry compressions a GLB (its first bytes are enough: the
+    header and the JSON chunk) requires, e.g. ["Draco"]; [] for plain geometry."""
+    import io
+
+    required = _Glb(io.BytesIO(data), len(data)).json.get("extensionsRequired") or []
+    if not isinstance(required, list):
+        raise GlbError("The GLB's extensionsRequired is not a list")
+    return sorted({COMPRESSION[name] for name in required if name in COMPRESSION})
+
+
 class _Glb:
     def __init__(self, fh, size):
         self.fh = fh

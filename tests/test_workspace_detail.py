@@ -445,3 +445,31 @@ def test_only_people_who_may_see_it_get_the_page(client, member, media, django_u
     stranger = make_user(django_user_model, "stranger")  # no group: sees only their own
     client.force_login(stranger)
     assert client.get(url("detail", generation)).status_code == 404
+
+
+@pytest.mark.parametrize("fmt", ["obj", "stl", "ply"])
+def test_a_draco_compressed_version_is_refused_in_words_not_converted(
+    member_client, member, media, fmt
+):
+    from tests.test_posters_draco import draco_box_glb
+
+    generation = finished(member)
+    generation.glb_asset.file.save("optimized.glb", ContentFile(draco_box_glb()))
+    response = member_client.post(url("convert", generation), {"output_format": fmt})
+    assert response.status_code == 302
+    conversion = Conversion.objects.get()
+    assert conversion.state == State.FAILED
+    assert "Draco-compressed" in conversion.failure_reason
+    assert f"cannot become {fmt.upper()}" in conversion.failure_reason
+    assert not Asset.objects.filter(role=Asset.Role.CONVERTED).exists()
+    assert LedgerEntry.objects.count() == 0
+
+
+def test_compression_names_what_a_glb_requires():
+    from generations import glbfacts
+    from tests.test_posters_draco import draco_box_glb
+
+    assert glbfacts.compression(draco_box_glb()) == ["Draco"]
+    assert glbfacts.compression(glb_bytes()) == []
+    with pytest.raises(glbfacts.GlbError):
+        glbfacts.compression(b"not a glb at all, just text")
