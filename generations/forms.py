@@ -361,6 +361,17 @@ class FinishForm(forms.Form):
     kind = ""  # the step (finishing.STEPS) a subclass asks for
     form_token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from credits.prices import active
+
+        # The choices name their prices from the table in force (an admin may publish new
+        # ones), so the words beside a choice and the cost line are the same figures.
+        self.price_choices(active()[1]["finishing"])
+
+    def price_choices(self, prices):
+        """Put ``prices`` (the table's finishing section) into the choices' labels."""
+
     def options(self):
         """The validated options as stored on the job (unset optional ones left out)."""
         return {
@@ -382,13 +393,13 @@ class RemeshForm(FinishForm):
     engine = forms.ChoiceField(
         label="Remesher",
         choices=[
-            ("tripo", "Tripo (uploads our file; 10 credits)"),
-            ("tencent", "Tencent smart topology (100 credits; a GLB made within 24 hours)"),
+            ("tripo", "Tripo (uploads our file)"),
+            ("tencent", "Tencent smart topology (a GLB made within 24 hours)"),
         ],
         initial="tripo",
     )
     polygons = forms.ChoiceField(
-        choices=[("triangles", "Triangles"), ("quads", "Quads (+10 credits)")],
+        choices=[("triangles", "Triangles"), ("quads", "Quads")],
         initial="triangles",
     )
     face_limit = forms.IntegerField(
@@ -404,6 +415,20 @@ class RemeshForm(FinishForm):
         required=False,
         help_text="Tencent only: it takes a level, not a number of faces.",
     )
+
+    def price_choices(self, prices):
+        remesh = prices["remesh"]
+        self.fields["engine"].choices = [
+            ("tripo", f"Tripo (uploads our file; {remesh['tripo']} credits)"),
+            (
+                "tencent",
+                f"Tencent smart topology ({remesh['tencent']} credits; a GLB made within 24 hours)",
+            ),
+        ]
+        self.fields["polygons"].choices = [
+            ("triangles", "Triangles"),
+            ("quads", f"Quads (+{remesh['quads']} credits)"),
+        ]
 
     def clean(self):
         data = super().clean()
@@ -424,10 +449,17 @@ class TextureForm(FinishForm):
     )
     texture_quality = forms.ChoiceField(
         label="Quality",
-        choices=[("standard", "Standard"), ("detailed", "Detailed (+20 credits)")],
+        choices=[("standard", "Standard"), ("detailed", "Detailed")],
         initial="standard",
     )
     pbr = forms.BooleanField(label="PBR materials", required=False, initial=True)
+
+    def price_choices(self, prices):
+        extra = prices["texture"]["detailed"] - prices["texture"]["standard"]
+        self.fields["texture_quality"].choices = [
+            ("standard", "Standard"),
+            ("detailed", f"Detailed ({extra:+} credits)"),
+        ]
 
     def clean_prompt(self):
         prompt = self.cleaned_data["prompt"].strip()
@@ -445,7 +477,10 @@ class RepairForm(FinishForm):
     quality = forms.ChoiceField(
         choices=[("low", "Low"), ("default", "Default"), ("max", "Max")], initial="default"
     )
-    hollow = forms.BooleanField(label="Hollow it (+30 credits)", required=False, initial=False)
+    hollow = forms.BooleanField(label="Hollow it", required=False, initial=False)
+
+    def price_choices(self, prices):
+        self.fields["hollow"].label = f"Hollow it (+{prices['repair']['hollow']} credits)"
 
     def options(self):
         return {**super().options(), "hollow": self.cleaned_data["hollow"]}
