@@ -208,9 +208,10 @@ def _store(job, position, downloaded):
     )
 
 
-def dispatch_concepts(now, budget_left, limit=50):
-    """Hand out due concept steps: polls, then submits, within the rate budget; ingest
-    (downloads are not counted upstream) always. Returns the calls handed out."""
+def dispatch_concepts(now, budget_left, limit=50, submits=True):
+    """Hand out due concept steps: polls, then (``submits``) submits, within the rate
+    budget; ingest (downloads are not counted upstream) always. Returns the calls handed
+    out. The dispatcher hands out submits itself, in fair turns across kinds."""
     # A worker that died while submitting: the upstream may have charged it; a person decides.
     for job in ConceptJob.objects.filter(state=State.SUBMITTING, due_at__lt=now)[:limit]:
         try:
@@ -222,29 +223,18 @@ def dispatch_concepts(now, budget_left, limit=50):
             continue
         tasks._alert(f"Concept job {job.pk} needs attention: submit outcome unknown.")
     sent = 0
-    steps = [
-        (list(POLLING_STATES), poll_concept, tasks._lease("STEP_LEASE"), True),
-        ([State.QUEUED], submit_concept, tasks._lease("STEP_LEASE"), True),
-        ([State.INGESTING], ingest_concept, INGEST_LEASE, False),
-    ]
+    steps = [(list(POLLING_STATES), poll_concept, tasks._lease("STEP_LEASE"), True)]
+    if submits:
+        steps.append(([State.QUEUED], submit_concept, tasks._lease("STEP_LEASE"), True))
+    steps.append(([State.INGESTING], ingest_concept, INGEST_LEASE, False))
     for states, task, lease, counted in steps:
         room = min(limit, budget_left - sent) if counted else limit
         if room <= 0:
             continue
         due = ConceptJob.objects.filter(state__in=states, due_at__lte=now).order_by("due_at")
         for job in due[:room]:
-            if job.deliveries >= tasks.MAX_DELIVERIES + 2:
-                try:
-                    job.mark_needs_attention(
-                        "Its work was started too often without finishing.", expected=states
-                    )
-                except IllegalTransition:
-                    pass
-                continue
-            token = job.claim_for_dispatch(now, lease)
-            if token:
-                task.delay(job.pk, token)
-                sent += counted
+            handed = tasks.hand_out(job, task, lease, states, now)
+            sent += handed if counted else 0
     return sent
 
 

@@ -481,23 +481,33 @@ def dispatch(limit=200):
                 poll_generation.delay(generation.pk, token)
                 sent["poll"] += 1
         budget -= sent["poll"]
-    # A submit bracketed by two wallet reads (drift being narrowed) takes three calls.
+    # The other kinds' polls (and concept jobs' downloads, which cost no call) go before
+    # any submit too.
+    sent["conversions"] = dispatch_conversions(now, budget, submits=False)
+    budget -= sent["conversions"]
+    sent["concepts"] = concepts.dispatch_concepts(now, budget, submits=False)
+    budget -= sent["concepts"]
+    # Then the submits of every kind in one queue of fair turns (turns.next_jobs): a
+    # member's concept jobs and finishing steps take their turns, not a turn of their own.
+    # A generation's submit bracketed by two wallet reads (drift being narrowed) takes three
+    # calls.
     per_submit = reconcile.calls_per_submit(effective_limit())
-    if budget >= per_submit:
-        for generation in turns.next_submits(now, budget // per_submit):
-            token = _claim_step(generation, now, _lease("STEP_LEASE"))
+    lease = _lease("STEP_LEASE")
+    for kind, job in turns.next_jobs(now, budget, per_submit):
+        if kind == "generation":
+            token = _claim_step(job, now, lease)
             if token:
-                submit_generation.delay(generation.pk, token)
+                submit_generation.delay(job.pk, token)
                 sent["submit"] += 1
+        elif kind == "conversion":
+            sent["conversions"] += hand_out(job, submit_conversion, lease, [State.QUEUED], now)
+        else:
+            sent["concepts"] += hand_out(job, concepts.submit_concept, lease, [State.QUEUED], now)
     for generation in Generation.objects.filter(state=State.INGESTING, due_at__lte=now)[:limit]:
         token = _claim_step(generation, now, _lease("INGEST_LEASE"))
         if token:
             ingest_generation.delay(generation.pk, token)
             sent["ingest"] += 1
-    sent["conversions"] = dispatch_conversions(now, max(0, budget - sent["submit"] * per_submit))
-    sent["concepts"] = concepts.dispatch_concepts(
-        now, max(0, budget - sent["submit"] * per_submit - sent["conversions"])
-    )
     return sent
 
 
@@ -947,8 +957,26 @@ def _discard(downloads):
         downloaded.path.unlink(missing_ok=True)
 
 
-def dispatch_conversions(now, budget_left, limit=50):
-    """Hand out due conversion steps: polls first, then submits, within the rate budget."""
+def hand_out(job, task, lease, states, now):
+    """Claim a due conversion or concept job (in one of ``states``) and queue ``task`` for
+    it; 1 if handed out, else 0. One whose work was started too often without finishing
+    goes to a person instead."""
+    if job.deliveries >= MAX_DELIVERIES + 2:
+        with contextlib.suppress(IllegalTransition):
+            job.mark_needs_attention(
+                "Its work was started too often without finishing.", expected=states
+            )
+        return 0
+    token = job.claim_for_dispatch(now, lease)
+    if not token:
+        return 0
+    task.delay(job.pk, token)
+    return 1
+
+
+def dispatch_conversions(now, budget_left, limit=50, submits=True):
+    """Hand out due conversion steps: polls first, then (``submits``) submits, within the
+    rate budget. The dispatcher hands out submits itself, in fair turns across kinds."""
     from .models import Conversion
 
     # A worker that died while submitting: the upstream may have accepted and
@@ -962,10 +990,9 @@ def dispatch_conversions(now, budget_left, limit=50):
             continue  # it moved on meanwhile
         _alert(f"Conversion {conversion.pk} needs attention: submit outcome unknown.")
     sent = 0
-    steps = [
-        (list(POLLING_STATES), poll_conversion, CONVERSION_POLL_LEASE),
-        ([State.QUEUED], submit_conversion, _lease("STEP_LEASE")),
-    ]
+    steps = [(list(POLLING_STATES), poll_conversion, CONVERSION_POLL_LEASE)]
+    if submits:
+        steps.append(([State.QUEUED], submit_conversion, _lease("STEP_LEASE")))
     for states, task, lease in steps:
         if budget_left - sent <= 0:
             break
@@ -973,16 +1000,7 @@ def dispatch_conversions(now, budget_left, limit=50):
             : min(limit, budget_left - sent)
         ]
         for conversion in due:
-            if conversion.deliveries >= MAX_DELIVERIES + 2:
-                with contextlib.suppress(IllegalTransition):
-                    conversion.mark_needs_attention(
-                        "Its work was started too often without finishing.", expected=states
-                    )
-                continue
-            token = conversion.claim_for_dispatch(now, lease)
-            if token:
-                task.delay(conversion.pk, token)
-                sent += 1
+            sent += hand_out(conversion, task, lease, states, now)
     return sent
 
 

@@ -151,13 +151,15 @@ def next_jobs(now, budget, generation_calls=1):
 
 
 def others_waiting(generation, now=None):
-    """Whether other generations are due and waiting for a submit: then a doorbell does not
-    jump them, and leaves the order to the dispatcher."""
+    """Whether other jobs of any kind (JOB_KINDS) are due and waiting for a submit: then a
+    generation's doorbell does not jump them, and leaves the order to the dispatcher."""
     now = now or timezone.now()
-    return (
-        Generation.objects.filter(state=State.QUEUED, due_at__lte=now)
-        .exclude(pk=generation.pk)
+    return any(
+        rows()
+        .filter(state=State.QUEUED, due_at__lte=now)
+        .exclude(pk=generation.pk if kind == "generation" else None)
         .exists()
+        for kind, (rows, _owner) in JOB_KINDS.items()
     )
 
 

@@ -93,6 +93,8 @@ def test_a_member_who_spent_the_budget_on_images_waits_for_the_teammate(
     charged_concept(member)
     charged_concept(member, options={"resolution": "4K"})
     now = timezone.now()
+    # Their polls are not due yet (due polls go before any submit).
+    ConceptJob.objects.update(due_at=now + timedelta(minutes=1))
     (first,) = queued(member, 1, now - timedelta(minutes=2))
     (mine,) = queued(second_member, 1, now - timedelta(seconds=5))
     assert turns.queue_position(mine) == 1
@@ -169,3 +171,59 @@ def test_nothing_is_asked_with_no_budget(member):
     now = timezone.now()
     queued(member, 2, now - timedelta(minutes=1))
     assert turns.next_jobs(now, budget=0) == []
+
+
+# --- the dispatcher hands out the one queue ------------------------------------------------
+
+
+@pytest.fixture
+def handed(budget, monkeypatch):  # noqa: F811 - the fixture imported above
+    """``budget`` (tests/test_fair_turns.py) with the other kinds' tasks recorded too."""
+    from generations import concepts
+
+    budget.concepts, budget.steps, budget.step_polls = [], [], []
+    monkeypatch.setattr(
+        concepts.submit_concept, "delay", lambda pk, token: budget.concepts.append(pk)
+    )
+    monkeypatch.setattr(tasks.submit_conversion, "delay", lambda pk, token: budget.steps.append(pk))
+    monkeypatch.setattr(
+        tasks.poll_conversion, "delay", lambda pk, token: budget.step_polls.append(pk)
+    )
+    return budget
+
+
+def test_the_dispatcher_submits_a_teammates_concept_job_after_one_of_a_batch(
+    member, second_member, handed
+):
+    now = timezone.now()
+    batch = queued(member, 60, now - timedelta(minutes=5))
+    concept = waiting_concept(second_member, now - timedelta(seconds=10))
+    handed.remaining = 2
+    sent = tasks.dispatch()
+    assert handed.submits == [batch[0].pk]
+    assert handed.concepts == [concept.pk]
+    assert (sent["submit"], sent["concepts"]) == (1, 1)
+    assert ConceptJob.objects.get(pk=concept.pk).claim  # claimed for its submit
+
+
+def test_the_dispatcher_polls_a_step_before_any_submit(member, second_member, handed):
+    now = timezone.now()
+    queued(member, 3, now - timedelta(minutes=5))
+    submitted(member, 1, now - timedelta(seconds=30))
+    running = waiting_step(second_member, now - timedelta(minutes=1))
+    Conversion.objects.filter(pk=running.pk).update(state=State.PENDING, upstream_task_id="t-1")
+    step = waiting_step(second_member, now - timedelta(seconds=30), kind="render")
+    handed.remaining = 2
+    sent = tasks.dispatch()
+    assert handed.step_polls == [running.pk]  # the poll first
+    assert len(handed.submits) + len(handed.steps) == 1  # then one submit in turn
+    assert handed.steps == [step.pk]  # the member with no recent submit goes first
+    assert sent["conversions"] == 2
+
+
+def test_a_generations_doorbell_waits_behind_a_due_concept_job(member, second_member):
+    now = timezone.now()
+    (mine,) = queued(member, 1, now)
+    assert not turns.others_waiting(mine, now)
+    waiting_concept(second_member, now - timedelta(seconds=5))
+    assert turns.others_waiting(mine, now)
