@@ -813,9 +813,11 @@ class Conversion(models.Model):
         """Hand this due step to one task: a claim token for it, or None when another
         dispatcher took it first. The step must end within ``lease`` or is handed out again."""
         token = uuid.uuid4().hex
+        # Still due: a row read again after another dispatcher claimed it carries that
+        # claim's later due time, which must not be taken for the one we chose it by.
         won = (
             type(self)
-            .objects.filter(pk=self.pk, state=self.state, due_at=self.due_at)
+            .objects.filter(pk=self.pk, state=self.state, due_at=self.due_at, due_at__lte=now)
             .update(claim=token, due_at=now + lease, deliveries=models.F("deliveries") + 1)
         )
         return token if won == 1 else None

@@ -430,13 +430,15 @@ def _store_asset(generation, downloaded, role, original_name):
 
 
 def _claim_step(generation, now, lease):
-    """Hand one due step out: conditional on the due time we read, so one dispatcher wins."""
+    """Hand one due step out: conditional on the due time we read, so one dispatcher wins,
+    and on its being due still (the submits are read again by id after they are ordered:
+    a row another dispatcher claimed meanwhile comes back with that claim's due time)."""
     if generation.deliveries >= MAX_DELIVERIES:
         _quarantine(generation)
         return None
     token = uuid.uuid4().hex
     won = Generation.objects.filter(
-        pk=generation.pk, state=generation.state, due_at=generation.due_at
+        pk=generation.pk, state=generation.state, due_at=generation.due_at, due_at__lte=now
     ).update(claim=token, due_at=now + lease, deliveries=F("deliveries") + 1)
     return token if won == 1 else None
 

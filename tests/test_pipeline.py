@@ -7,6 +7,7 @@ test_e2e_processes.py.
 
 import time
 import uuid
+from datetime import timedelta
 from functools import partial
 
 import pytest
@@ -342,3 +343,26 @@ def test_a_request_that_cannot_be_prepared_is_requeued_not_stuck(
     assert generation.due_at > timezone.now()
     assert "could not prepare" in generation.attention_reason
     assert upstream_calls(sandbox_server, "submit") == []
+
+
+def test_a_step_read_again_after_another_dispatcher_claimed_it_is_not_handed_out_twice(member):
+    # The dispatcher orders the submits by id, then reads the rows again: one claimed by
+    # another dispatcher in between comes back with that claim's later due time.
+    now = timezone.now()
+    generation = queue(member)
+    Generation.objects.filter(pk=generation.pk).update(due_at=now)
+    generation.refresh_from_db()
+    assert tasks._claim_step(generation, now, timedelta(seconds=90))
+    read_again = Generation.objects.get(pk=generation.pk)
+    assert tasks._claim_step(read_again, now, timedelta(seconds=90)) is None
+    assert Generation.objects.get(pk=generation.pk).deliveries == 1
+
+
+def test_a_conversion_read_again_after_it_was_claimed_is_not_handed_out_twice(member):
+    from tests.test_conversions_model import make_conversion
+
+    now = timezone.now()
+    conversion = make_conversion(member, due_at=now)
+    assert conversion.claim_for_dispatch(now, timedelta(seconds=90))
+    read_again = type(conversion).objects.get(pk=conversion.pk)
+    assert read_again.claim_for_dispatch(now, timedelta(seconds=90)) is None
