@@ -159,6 +159,7 @@ def request(generation, kind, options, user, form_token, now=None):
     (``credits.budgets.reserve``), as for a generation.
     """
     from credits.budgets import reserve
+    from credits.prices import active
 
     from .models import BudgetExceeded, Conversion, State
     from .tasks import submit_conversion
@@ -167,7 +168,8 @@ def request(generation, kind, options, user, form_token, now=None):
     why_not = impossible(generation, kind, now, options)
     if why_not:
         raise FinishingRefused(why_not)
-    cost = price(kind, options)
+    version, table = active()
+    cost = price(kind, options, table)
     try:
         with transaction.atomic():
             job = Conversion.objects.create(
@@ -180,6 +182,7 @@ def request(generation, kind, options, user, form_token, now=None):
                 via=Conversion.Via.UPSTREAM,
                 state=State.QUEUED,
                 credit_estimate=cost,
+                price_version=version,
                 due_at=now,
             )
             reserve(generation.owner, None, cost)

@@ -756,6 +756,8 @@ class Conversion(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     upstream_task_id = models.CharField(max_length=64, blank=True)
     credit_estimate = models.PositiveIntegerField(default=0)
+    # The price table version its price came from (None: the catalogue's defaults).
+    price_version = models.PositiveIntegerField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
     claim = models.CharField(max_length=32, blank=True)
@@ -1130,9 +1132,9 @@ class ConceptJobQuerySet(OwnedJobQuerySet):
         ``edit_of`` (the concept image edited again) and ``references`` (cleaned uploads
         to edit, ``images.CleanImage``)."""
         from .concepts import submit_concept
-        from .image_models import IMAGE_MODELS
+        from .pricing import image_estimate
 
-        total, breakdown = IMAGE_MODELS[image_model].price(options, count)
+        price = image_estimate(image_model, options, count)
         references = extra.pop("references", ())
         return queue_once(
             self,
@@ -1145,8 +1147,9 @@ class ConceptJobQuerySet(OwnedJobQuerySet):
             options=options,
             count=count,
             form_token=form_token,
-            credit_estimate=total,
-            price_breakdown=breakdown,
+            credit_estimate=price.total,
+            price_breakdown=price.breakdown,
+            price_version=price.version,
             **extra,
         )
 
@@ -1176,6 +1179,7 @@ class ConceptJob(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     upstream_task_id = models.CharField(max_length=64, blank=True)
     credit_estimate = models.PositiveIntegerField()
+    price_version = models.PositiveIntegerField(null=True, blank=True)  # as a generation's
     price_breakdown = models.JSONField(default=list, blank=True)
     failure_reason = models.TextField(blank=True)
     results = models.JSONField(default=list, blank=True)

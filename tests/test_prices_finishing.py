@@ -169,6 +169,7 @@ def test_the_finishing_forms_show_the_tables_price_and_the_hold_is_the_same(
     assert response.status_code == 302
     job = Conversion.objects.get()
     assert job.credit_estimate == 13
+    assert job.price_version == prices.active()[0]  # the version it was priced by
     assert [(e.kind, e.amount) for e in LedgerEntry.objects.all()] == [("hold", -13)]
 
 
@@ -197,6 +198,7 @@ def test_the_concept_forms_cost_is_the_tables_and_the_hold_is_the_same(
     assert response.status_code == 302
     job = ConceptJob.objects.get()
     assert (job.credit_estimate, job.price_breakdown) == (66, [["3 x 22 credits an image:", 66]])
+    assert job.price_version == prices.active()[0]
     assert [(e.kind, e.amount) for e in LedgerEntry.objects.all()] == [("hold", -66)]
 
 
