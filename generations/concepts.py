@@ -17,7 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from . import images, ingest, planner, tasks
+from . import images, ingest, planner, tasks, turns
 from .models import POLLING_STATES, ConceptImage, ConceptJob, IllegalTransition, State
 from .ratelimit import get_limiter
 from .upstream import Ambiguous, NotSent, RateLimited, Rejected, Unavailable, backoff
@@ -55,6 +55,10 @@ def submit_concept(job_id, claim=None):
     if job is None:
         return
     now = timezone.now()
+    if claim is None and turns.others_waiting(job, now):
+        # A doorbell while others wait: it joins them in fair turns (the dispatcher's).
+        ConceptJob.objects.filter(pk=job.pk, state=State.QUEUED).update(due_at=now)
+        return
     try:
         job.claim_for_submit(now + tasks._lease("STEP_LEASE"))
     except IllegalTransition:

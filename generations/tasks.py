@@ -720,6 +720,10 @@ def submit_conversion(conversion_id, claim=None):
     if conversion is None:
         return
     now = timezone.now()
+    if claim is None and turns.others_waiting(conversion, now):
+        # A doorbell while others wait: it joins them in fair turns (the dispatcher's).
+        Conversion.objects.filter(pk=conversion.pk, state=State.QUEUED).update(due_at=now)
+        return
     try:
         conversion.claim_for_submit(now + _lease("STEP_LEASE"))
     except IllegalTransition:

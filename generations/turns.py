@@ -150,16 +150,17 @@ def next_jobs(now, budget, generation_calls=1):
     return [(kind, rows[kind][pk]) for kind, pk in picked if pk in rows[kind]]
 
 
-def others_waiting(generation, now=None):
+def others_waiting(job, now=None):
     """Whether other jobs of any kind (JOB_KINDS) are due and waiting for a submit: then a
-    generation's doorbell does not jump them, and leaves the order to the dispatcher."""
+    doorbell (a generation's, a concept job's or a step's) does not jump them, and leaves
+    the order to the dispatcher."""
     now = now or timezone.now()
     return any(
         rows()
         .filter(state=State.QUEUED, due_at__lte=now)
-        .exclude(pk=generation.pk if kind == "generation" else None)
+        .exclude(pk=job.pk if rows().model is type(job) else None)
         .exists()
-        for kind, (rows, _owner) in JOB_KINDS.items()
+        for rows, _owner in JOB_KINDS.values()
     )
 
 

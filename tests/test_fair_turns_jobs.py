@@ -227,3 +227,22 @@ def test_a_generations_doorbell_waits_behind_a_due_concept_job(member, second_me
     assert not turns.others_waiting(mine, now)
     waiting_concept(second_member, now - timedelta(seconds=5))
     assert turns.others_waiting(mine, now)
+
+
+@pytest.mark.parametrize("kind", ["concept", "step"])
+def test_a_jobs_doorbell_waits_behind_a_due_job_of_another_kind(member, second_member, kind):
+    from generations import concepts
+
+    now = timezone.now()
+    (theirs,) = queued(second_member, 1, now - timedelta(minutes=1))
+    if kind == "concept":
+        mine, ring = waiting_concept(member, now), concepts.submit_concept
+    else:
+        mine, ring = waiting_step(member, now), tasks.submit_conversion
+    assert turns.others_waiting(mine, now)
+    ring(mine.pk)  # no claim: the doorbell rung at create (no upstream is called)
+    mine.refresh_from_db()
+    assert mine.state == State.QUEUED  # left for the dispatcher's turns, due now
+    assert mine.due_at <= timezone.now()
+    Generation.objects.filter(pk=theirs.pk).update(state=State.PENDING)
+    assert not turns.others_waiting(mine)

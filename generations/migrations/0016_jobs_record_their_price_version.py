@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generations', '0015_jobs_poll_errors_and_attention_since'),
+        ("generations", "0015_jobs_poll_errors_and_attention_since"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='conceptjob',
-            name='price_version',
+            model_name="conceptjob",
+            name="price_version",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='conversion',
-            name='price_version',
+            model_name="conversion",
+            name="price_version",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
     ]
