@@ -3,7 +3,8 @@ databases of its own (pytest-django already gives each worker its own test datab
 
 The test command sets REDIS_URL to one database (``.../15``); worker ``gwN`` takes the
 database 2N below it for its broker and rate budget, and the one beside that (the
-lowest bit flipped, as in production) for its cache: gw0 15 and 14, gw1 13 and 12.
+lowest bit flipped, as in production) for its cache: gw0 15 and 14, gw1 13 and 12, gw3
+9 and 8.
 Processes the tests start are handed these URLs (tests/processes.py).
 """
 
