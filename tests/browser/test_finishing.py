@@ -59,8 +59,9 @@ def test_a_finishing_step_becomes_a_new_version_on_screen(page, live_server, mem
     render_link.click()
     image = page.locator("[data-testid=renders] img").first
     expect(image).to_be_visible()
-    assert (
-        page.evaluate("() => document.querySelector('[data-testid=renders] img').naturalWidth") > 0
+    # Decoded, not only laid out: under load the picture may still be on its way.
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=15_000
     )
     screenshot(page, "finishing-render-version")
 
