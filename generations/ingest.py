@@ -342,14 +342,32 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
             raise DownloadTimedOut(too_long)
         return min(settings.UPSTREAM_READ_TIMEOUT, remaining)
 
+    def ran_out(exc, wait):
+        """Whether a failed wait of ``wait`` seconds was the deadline's: past it, or a
+        timeout of a wait the deadline had cut short (a socket's timer may fire a little
+        before our clock reaches the deadline)."""
+        if time.monotonic() >= deadline:
+            return True
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return False  # the host did not answer at all: not a slow file
+        timed_out = isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError))
+        return timed_out and wait < settings.UPSTREAM_READ_TIMEOUT
+
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         check_url(current)
-        timeout = (settings.UPSTREAM_CONNECT_TIMEOUT, read_timeout())
+        wait = read_timeout()
         try:
             # No Authorization header here, ever.
-            response = session.get(current, stream=True, timeout=timeout, allow_redirects=False)
+            response = session.get(
+                current,
+                stream=True,
+                timeout=(settings.UPSTREAM_CONNECT_TIMEOUT, wait),
+                allow_redirects=False,
+            )
         except requests.exceptions.RequestException as exc:
+            if ran_out(exc, wait):
+                raise DownloadTimedOut(too_long) from None
             raise AssetUnavailable(
                 f"Could not fetch the result file: {type(exc).__name__}"
             ) from None
@@ -402,7 +420,7 @@ def download(url: str, *, max_bytes: int | None = None, session=None) -> Downloa
                     out.write(chunk)
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             os.unlink(tmp)
-            if time.monotonic() >= deadline:
+            if ran_out(exc, wait):
                 raise DownloadTimedOut(too_long) from None
             raise AssetUnavailable(
                 f"The download of the result file broke off: {type(exc).__name__}"

@@ -201,6 +201,20 @@ def test_a_stall_shorter_than_the_read_timeout_is_cut_at_the_deadline(storage_ho
     assert leftovers(settings) == []
 
 
+def test_headers_that_never_come_before_the_deadline_are_its_timeout(storage_host, settings):
+    # Silence before the headers: the wait for them is the deadline's too, and it counts as
+    # the deadline's timeout (weighed as such), not as an ordinary failed fetch.
+    def silent(handler):
+        time.sleep(6)
+
+    storage_host.answer(200, silent)
+    elapsed, error = timed(ingest.download, storage_host.url + "/a.glb")
+    assert isinstance(error, ingest.DownloadTimedOut), error
+    assert "took too long" in str(error)
+    assert DEADLINE <= elapsed < DEADLINE + MARGIN
+    assert leftovers(settings) == []
+
+
 @pytest.mark.usefixtures("inline_doorbells")
 def test_a_generation_whose_result_drips_is_retried_once_then_asks_a_person(
     sandbox_server, member, settings, monkeypatch
