@@ -56,7 +56,8 @@ def shown(locator, timeout=10_000):
     pictures load lazily, once scrolled into view)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    locator.scroll_into_view_if_needed()
+    # Scrolled by the page itself (Playwright's own scroll waits for the layout to settle).
+    locator.evaluate("img => img.scrollIntoView({block: 'center'})")
     try:
         locator.page.wait_for_function(
             "img => img.complete && img.naturalWidth > 0",

@@ -19,7 +19,9 @@ PLAYING = "v => v.readyState >= 2 && v.duration > 0 && !v.error && v.muted && v.
 
 def plays(locator):
     """Whether the browser decoded the video's frames (not only its poster)."""
-    locator.scroll_into_view_if_needed()
+    # Scrolled by the page itself: Playwright's own scroll waits for the element to stop
+    # moving, and on the generation's page the viewer above it is still loading.
+    locator.evaluate("v => v.scrollIntoView({block: 'center'})")
     locator.page.wait_for_function(
         f"v => ({PLAYING})(v)", arg=locator.element_handle(), timeout=10_000
     )
