@@ -212,10 +212,10 @@ def _store(job, position, downloaded):
     )
 
 
-def dispatch_concepts(now, budget_left, limit=50, submits=True):
-    """Hand out due concept steps: polls, then (``submits``) submits, within the rate
-    budget; ingest (downloads are not counted upstream) always. Returns the calls handed
-    out. The dispatcher hands out submits itself, in fair turns across kinds."""
+def dispatch_concepts(now, budget_left, limit=50):
+    """Hand out due concept polls within the rate budget, and ingest (downloads are not
+    counted upstream) always. Returns the calls handed out. The dispatcher hands out
+    their submits itself, in fair turns across kinds (``turns.next_jobs``)."""
     # A worker that died while submitting: the upstream may have charged it; a person decides.
     for job in ConceptJob.objects.filter(state=State.SUBMITTING, due_at__lt=now)[:limit]:
         try:
@@ -227,10 +227,10 @@ def dispatch_concepts(now, budget_left, limit=50, submits=True):
             continue
         tasks._alert(f"Concept job {job.pk} needs attention: submit outcome unknown.")
     sent = 0
-    steps = [(list(POLLING_STATES), poll_concept, tasks._lease("STEP_LEASE"), True)]
-    if submits:
-        steps.append(([State.QUEUED], submit_concept, tasks._lease("STEP_LEASE"), True))
-    steps.append(([State.INGESTING], ingest_concept, INGEST_LEASE, False))
+    steps = [
+        (list(POLLING_STATES), poll_concept, tasks._lease("STEP_LEASE"), True),
+        ([State.INGESTING], ingest_concept, INGEST_LEASE, False),
+    ]
     for states, task, lease, counted in steps:
         room = min(limit, budget_left - sent) if counted else limit
         if room <= 0:

@@ -1017,12 +1017,12 @@ class Conversion(models.Model):
         )
 
 
-def needs_attention_count():
-    """Generations, conversions and finishing steps, and concept jobs waiting for a person
-    (NEEDS_ATTENTION), in one query."""
+def needs_attention_count(kinds=None):
+    """Generations, conversions and finishing steps, and concept jobs (or only the models
+    in ``kinds``) waiting for a person (NEEDS_ATTENTION), in one query."""
     counted = [
         model.objects.filter(state=State.NEEDS_ATTENTION).order_by().values("pk")
-        for model in (Generation, Conversion, ConceptJob)
+        for model in kinds or (Generation, Conversion, ConceptJob)
     ]
     return counted[0].union(*counted[1:], all=True).count()
 

@@ -485,9 +485,9 @@ def dispatch(limit=200):
         budget -= sent["poll"]
     # The other kinds' polls (and concept jobs' downloads, which cost no call) go before
     # any submit too.
-    sent["conversions"] = dispatch_conversions(now, budget, submits=False)
+    sent["conversions"] = dispatch_conversions(now, budget)
     budget -= sent["conversions"]
-    sent["concepts"] = concepts.dispatch_concepts(now, budget, submits=False)
+    sent["concepts"] = concepts.dispatch_concepts(now, budget)
     budget -= sent["concepts"]
     # Then the submits of every kind in one queue of fair turns (turns.next_jobs): a
     # member's concept jobs and finishing steps take their turns, not a turn of their own.
@@ -980,9 +980,9 @@ def hand_out(job, task, lease, states, now):
     return 1
 
 
-def dispatch_conversions(now, budget_left, limit=50, submits=True):
-    """Hand out due conversion steps: polls first, then (``submits``) submits, within the
-    rate budget. The dispatcher hands out submits itself, in fair turns across kinds."""
+def dispatch_conversions(now, budget_left, limit=50):
+    """Hand out due conversion polls within the rate budget (the dispatcher hands out
+    their submits itself, in fair turns across kinds: ``turns.next_jobs``)."""
     from .models import Conversion
 
     # A worker that died while submitting: the upstream may have accepted and
@@ -996,17 +996,12 @@ def dispatch_conversions(now, budget_left, limit=50, submits=True):
             continue  # it moved on meanwhile
         _alert(f"Conversion {conversion.pk} needs attention: submit outcome unknown.")
     sent = 0
-    steps = [(list(POLLING_STATES), poll_conversion, CONVERSION_POLL_LEASE)]
-    if submits:
-        steps.append(([State.QUEUED], submit_conversion, _lease("STEP_LEASE")))
-    for states, task, lease in steps:
-        if budget_left - sent <= 0:
-            break
-        due = Conversion.objects.filter(state__in=states, due_at__lte=now).order_by("due_at")[
-            : min(limit, budget_left - sent)
-        ]
-        for conversion in due:
-            sent += hand_out(conversion, task, lease, states, now)
+    if budget_left <= 0:
+        return sent
+    polling = list(POLLING_STATES)
+    due = Conversion.objects.filter(state__in=polling, due_at__lte=now).order_by("due_at")
+    for conversion in due[: min(limit, budget_left)]:
+        sent += hand_out(conversion, poll_conversion, CONVERSION_POLL_LEASE, polling, now)
     return sent
 
 

@@ -95,15 +95,6 @@ def fair_queue(queryset, now=None):
     return in_turn(rows, recent_submits({owner for _pk, owner, _c in rows}, now))
 
 
-def next_submits(now, limit):
-    """The due QUEUED generations the dispatcher should submit now, at most ``limit``."""
-    if limit <= 0:
-        return []
-    order = fair_queue(Generation.objects.filter(due_at__lte=now), now)[:limit]
-    rows = Generation.objects.in_bulk(order)
-    return [rows[pk] for pk in order if pk in rows]
-
-
 # The kinds of upstream job whose submits wait in one queue, and how to read them:
 # (QUEUED rows due for a submit, the owner whose turn it is). A conversion's turn is its
 # source's owner's: the one its charge spends (Conversion._ledger).

@@ -20,6 +20,7 @@ from generations.models import (
     Conversion,
     Generation,
     State,
+    needs_attention_count,
 )
 from generations.ratelimit import effective_limit, get_limiter
 
@@ -169,11 +170,7 @@ def gather(now=None):
     for row in rows:
         status.by_state[row["state"]] = row["n"]
         status.oldest_by_state[row["state"]] = row["oldest"]
-    conversions, concept_jobs = (
-        model.objects.filter(state=State.NEEDS_ATTENTION).order_by().values("pk")
-        for model in (Conversion, ConceptJob)
-    )
-    status.jobs_needing_attention = conversions.union(concept_jobs, all=True).count()
+    status.jobs_needing_attention = needs_attention_count(kinds=(Conversion, ConceptJob))
     status.wallet = WalletSnapshot.objects.order_by("-fetched_at").first()
     status.beats = heartbeats(now)
     try:

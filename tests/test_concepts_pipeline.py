@@ -20,6 +20,7 @@ from generations import concepts, tasks
 from generations.models import ConceptJob, IllegalTransition, State
 from tests.conftest import at_once
 from tests.sandbox_control import set_faults, upstream_calls
+from tests.test_pipeline import BAD_RESULT_FILES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -216,15 +217,7 @@ def test_an_unknown_task_asks_a_person_instead_of_polling_forever(
     assert "no longer answers" in job.failure_reason
 
 
-@pytest.mark.parametrize(
-    "fault, words",
-    [
-        ({"corrupt_asset": True}, "not what it claims"),
-        ({"asset_host": "http://169.254.169.254"}, "only https"),
-        ({"asset_host": "https://files.example.invalid"}, "allow-list"),
-        ({"oversized_asset_mb": 3}, "cap"),
-    ],
-)
+@pytest.mark.parametrize("fault, words", BAD_RESULT_FILES)
 def test_bad_image_files_are_refused_and_never_shown_as_done(
     sandbox_server, inline_doorbells, member, settings, fault, words
 ):

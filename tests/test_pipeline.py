@@ -193,15 +193,16 @@ def test_finished_without_a_url_keeps_polling_until_it_appears(
     assert len(upstream_calls(sandbox_server, "poll")) >= 3
 
 
-@pytest.mark.parametrize(
-    "fault, words",
-    [
-        ({"corrupt_asset": True}, "not what it claims"),
-        ({"asset_host": "http://169.254.169.254"}, "only https"),
-        ({"asset_host": "https://files.example.invalid"}, "allow-list"),
-        ({"oversized_asset_mb": 3}, "cap"),
-    ],
-)
+# Result files the upstream may send that must be refused: (sandbox fault, words of the reason).
+BAD_RESULT_FILES = [
+    ({"corrupt_asset": True}, "not what it claims"),
+    ({"asset_host": "http://169.254.169.254"}, "only https"),
+    ({"asset_host": "https://files.example.invalid"}, "allow-list"),
+    ({"oversized_asset_mb": 3}, "cap"),
+]
+
+
+@pytest.mark.parametrize("fault, words", BAD_RESULT_FILES)
 def test_bad_result_files_are_refused_and_never_shown_as_done(
     sandbox_server, inline_doorbells, member, settings, fault, words
 ):
